@@ -9,25 +9,69 @@ import (
 	"time"
 )
 
-// Listener wraps a net.Listener. A connection over a limit is handed to
-// Reject (which may write a protocol greeting refusing it) and closed; it is
-// never returned by Accept.
-type Listener struct {
-	net.Listener
+// Limiter counts connections against an overall and a per-IP limit. One
+// Limiter may be shared by several listeners, so that the limits hold over
+// all of them.
+type Limiter struct {
 	Max      int // 0: no overall limit
 	MaxPerIP int // 0: no per-IP limit
-	// Reject is called (in its own goroutine) with a refused connection,
-	// before it is closed; nil closes it at once.
-	Reject func(c net.Conn)
 
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Addr]int
 }
 
-// New wraps l.
+// NewLimiter returns a Limiter.
+func NewLimiter(max, maxPerIP int) *Limiter {
+	return &Limiter{Max: max, MaxPerIP: maxPerIP, perIP: make(map[netip.Addr]int)}
+}
+
+// Count returns the connections open now, overall and from ip.
+func (l *Limiter) Count(ip netip.Addr) (total, fromIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, l.perIP[ip]
+}
+
+func (l *Limiter) acquire(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if (l.Max > 0 && l.total >= l.Max) || (l.MaxPerIP > 0 && l.perIP[ip] >= l.MaxPerIP) {
+		return false
+	}
+	l.total++
+	l.perIP[ip]++
+	return true
+}
+
+func (l *Limiter) release(ip netip.Addr) {
+	l.mu.Lock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+	l.mu.Unlock()
+}
+
+// Listener wraps a net.Listener. A connection over a limit is handed to
+// Reject (which may write a protocol greeting refusing it) and closed; it is
+// never returned by Accept.
+type Listener struct {
+	net.Listener
+	*Limiter
+	// Reject is called (in its own goroutine) with a refused connection,
+	// before it is closed; nil closes it at once.
+	Reject func(c net.Conn)
+}
+
+// New wraps l with limits of its own.
 func New(l net.Listener, max, maxPerIP int, reject func(net.Conn)) *Listener {
-	return &Listener{Listener: l, Max: max, MaxPerIP: maxPerIP, Reject: reject, perIP: make(map[netip.Addr]int)}
+	return Wrap(l, NewLimiter(max, maxPerIP), reject)
+}
+
+// Wrap wraps l with a (possibly shared) Limiter.
+func Wrap(l net.Listener, lim *Limiter, reject func(net.Conn)) *Listener {
+	return &Listener{Listener: l, Limiter: lim, Reject: reject}
 }
 
 // Accept returns the next connection within the limits.
@@ -38,14 +82,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := addrIP(c.RemoteAddr())
-		l.mu.Lock()
-		over := (l.Max > 0 && l.total >= l.Max) || (l.MaxPerIP > 0 && l.perIP[ip] >= l.MaxPerIP)
-		if !over {
-			l.total++
-			l.perIP[ip]++
-		}
-		l.mu.Unlock()
-		if over {
+		if !l.acquire(ip) {
 			go func() {
 				if l.Reject != nil {
 					c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -55,29 +92,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 			}()
 			continue
 		}
-		return &conn{Conn: c, l: l, ip: ip}, nil
+		return &conn{Conn: c, l: l.Limiter, ip: ip}, nil
 	}
-}
-
-// Count returns the connections open now, overall and from ip.
-func (l *Listener) Count(ip netip.Addr) (total, fromIP int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total, l.perIP[ip]
-}
-
-func (l *Listener) release(ip netip.Addr) {
-	l.mu.Lock()
-	l.total--
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
-	}
-	l.mu.Unlock()
 }
 
 type conn struct {
 	net.Conn
-	l    *Listener
+	l    *Limiter
 	ip   netip.Addr
 	once sync.Once
 }
