@@ -1,7 +1,7 @@
 package storage
 
 import (
-	"bufio"
+	"bytes"
 	"io"
 )
 
@@ -10,52 +10,72 @@ import (
 // then exactly the octets a client receives. SMTP refuses bare LF and CR
 // before this point; IMAP APPEND and tools may still send them.
 type crlfReader struct {
-	r       *bufio.Reader
-	pending []byte
-	lastCR  bool
+	r         io.Reader
+	buf       []byte
+	start     int
+	end       int
+	err       error // from r, returned once buf is drained
+	lastCR    bool  // the last byte emitted was a CR
+	pendingLF bool  // an LF must be emitted before anything else
 }
 
 func newCRLFReader(r io.Reader) *crlfReader {
-	return &crlfReader{r: bufio.NewReaderSize(r, 32<<10)}
+	return &crlfReader{r: r, buf: make([]byte, 8<<10)}
 }
 
 func (c *crlfReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		if len(c.pending) > 0 {
-			k := copy(p[n:], c.pending)
-			c.pending = c.pending[k:]
-			n += k
+		if c.pendingLF {
+			p[n] = '\n'
+			n++
+			c.pendingLF, c.lastCR = false, false
 			continue
 		}
-		b, err := c.r.ReadByte()
-		if err != nil {
-			if err == io.EOF && c.lastCR {
-				// A message ending in a bare CR.
-				c.lastCR = false
-				c.pending = []byte{'\n'}
-				continue
+		if c.start == c.end {
+			if c.err != nil {
+				if c.lastCR {
+					// A message ending in a bare CR.
+					c.pendingLF = true
+					continue
+				}
+				if n > 0 {
+					return n, nil
+				}
+				return 0, c.err
 			}
 			if n > 0 {
+				// Return what we have rather than block on the source.
 				return n, nil
 			}
-			return 0, err
+			c.start = 0
+			c.end, c.err = c.r.Read(c.buf)
+			continue
 		}
+		src := c.buf[c.start:c.end]
+		b := src[0]
 		switch {
+		case c.lastCR && b != '\n':
+			// Bare CR: complete it before this byte.
+			c.pendingLF = true
+			continue
 		case b == '\n' && !c.lastCR:
-			c.pending = []byte{'\r', '\n'}
-		case b != '\n' && c.lastCR:
-			c.pending = []byte{'\n', b}
-			if b == '\r' {
-				c.pending = []byte{'\n'}
-				c.r.UnreadByte()
-				c.lastCR = false
-				continue
-			}
-		default:
-			c.pending = []byte{b}
+			p[n] = '\r'
+			n++
+			c.lastCR = true
+			continue // the LF itself is emitted next round
 		}
-		c.lastCR = b == '\r'
+		// A line-end byte alone, or a run of other bytes at once.
+		k := 1
+		if b != '\r' && b != '\n' {
+			if k = bytes.IndexAny(src, "\r\n"); k < 0 {
+				k = len(src)
+			}
+		}
+		k = copy(p[n:], src[:k])
+		n += k
+		c.start += k
+		c.lastCR = src[k-1] == '\r'
 	}
 	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestCRLFReader(t *testing.T) {
@@ -47,6 +48,11 @@ func FuzzCRLFReader(f *testing.F) {
 			t.Fatal(err)
 		}
 		s := string(got)
+		// The same bytes whatever the sizes of the reads on either side.
+		small, err := io.ReadAll(iotest.OneByteReader(newCRLFReader(iotest.HalfReader(strings.NewReader(in)))))
+		if err != nil || string(small) != s {
+			t.Fatalf("one-byte reads gave %q, want %q (%v)", small, s, err)
+		}
 		for i := 0; i < len(s); i++ {
 			if s[i] == '\n' && (i == 0 || s[i-1] != '\r') {
 				t.Fatalf("bare LF at %d in %q", i, s)

@@ -63,6 +63,7 @@ type Store struct {
 	wdb    *sql.DB // one connection, used only by the writer goroutine
 	rdb    *sql.DB // read-only pool
 	writes chan *writeOp
+	stmts  *stmtCache
 	quit   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
@@ -135,6 +136,7 @@ func Open(dir string) (*Store, error) {
 		wdb:    wdb,
 		rdb:    rdb,
 		writes: make(chan *writeOp, maxBatch),
+		stmts:  &stmtCache{db: wdb, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}},
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		hub:    newHub(),
@@ -241,13 +243,69 @@ func migrate(db *sql.DB) error {
 // changes to publish once the transaction commits.
 type Tx struct {
 	tx     *sql.Tx
+	stmts  *stmtCache
 	events []Event
 }
 
-func (t *Tx) exec(q string, args ...any) (sql.Result, error) { return t.tx.Exec(q, args...) }
-func (t *Tx) queryRow(q string, args ...any) *sql.Row        { return t.tx.QueryRow(q, args...) }
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.Stmt(st).Exec(args...)
+	}
+	return t.tx.Exec(q, args...)
+}
+
+func (t *Tx) queryRow(q string, args ...any) *sql.Row {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.Stmt(st).QueryRow(args...)
+	}
+	return t.tx.QueryRow(q, args...)
+}
+
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.Stmt(st).Query(args...)
+	}
 	return t.tx.Query(q, args...)
+}
+
+// stmtCache keeps the writer's statements prepared: SQLite spends more time
+// compiling the small statements of a delivery than running them. A query
+// seen for the first time runs unprepared and is prepared after the batch,
+// when the writer's only connection is free again. Only the writer goroutine
+// uses it.
+type stmtCache struct {
+	db      *sql.DB
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+// maxStmts bounds the cache against queries built with varying text.
+const maxStmts = 256
+
+func (c *stmtCache) get(q string) *sql.Stmt {
+	if st, ok := c.stmts[q]; ok {
+		return st
+	}
+	if len(c.stmts)+len(c.pending) < maxStmts {
+		c.pending[q] = true
+	}
+	return nil
+}
+
+// preparePending prepares the queries seen in the last batch.
+func (c *stmtCache) preparePending() {
+	for q := range c.pending {
+		if st, err := c.db.Prepare(q); err == nil {
+			c.stmts[q] = st
+		}
+		delete(c.pending, q)
+	}
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
 }
 
 func (t *Tx) publish(e Event) { t.events = append(t.events, e) }
@@ -282,6 +340,7 @@ func (s *Store) write(ctx context.Context, fn func(*Tx) error) error {
 
 func (s *Store) writer() {
 	defer close(s.done)
+	defer s.stmts.close()
 	batch := make([]*writeOp, 0, maxBatch)
 	for {
 		batch = batch[:0]
@@ -294,6 +353,7 @@ func (s *Store) writer() {
 				select {
 				case op := <-s.writes:
 					s.commit([]*writeOp{op})
+					s.stmts.preparePending()
 				default:
 					return
 				}
@@ -309,6 +369,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(batch)
+		s.stmts.preparePending()
 	}
 }
 
@@ -326,17 +387,18 @@ func (s *Store) commit(batch []*writeOp) {
 		finish(fmt.Errorf("begin: %w", err))
 		return
 	}
-	for i, op := range batch {
-		sp := "w" + strconv.Itoa(i)
-		if _, err := tx.Exec("SAVEPOINT " + sp); err != nil {
+	// Savepoints nest nothing here (each is released before the next), so
+	// one name serves all and its statements stay prepared.
+	for _, op := range batch {
+		t := &Tx{tx: tx, stmts: s.stmts}
+		if _, err := t.exec("SAVEPOINT op"); err != nil {
 			op.err = fmt.Errorf("savepoint: %w", err)
 			continue
 		}
-		t := &Tx{tx: tx}
 		err := runOp(op.fn, t)
 		if err != nil {
 			op.err = err
-			if _, rerr := tx.Exec("ROLLBACK TO " + sp); rerr != nil {
+			if _, rerr := t.exec("ROLLBACK TO op"); rerr != nil {
 				tx.Rollback()
 				finish(fmt.Errorf("rollback to savepoint: %w", rerr))
 				return
@@ -344,7 +406,7 @@ func (s *Store) commit(batch []*writeOp) {
 		} else {
 			op.events = t.events
 		}
-		if _, err := tx.Exec("RELEASE " + sp); err != nil {
+		if _, err := t.exec("RELEASE op"); err != nil {
 			tx.Rollback()
 			finish(fmt.Errorf("release savepoint: %w", err))
 			return
