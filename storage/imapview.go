@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,10 +53,32 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error)
 	return v, rows.Err()
 }
 
-// FetchRow is one message as FETCH needs it. Meta is set only when asked for.
+// FetchRow is one message as FETCH needs it. With meta, the parse is kept
+// undecoded until asked for (Envelope, Body), so that FETCH ENVELOPE does not
+// pay for BODYSTRUCTURE.
 type FetchRow struct {
 	Message
-	Meta *MessageMeta
+	HeaderSize int64 // octets of the header section as the client sees it
+	envJS      string
+	bodyJS     string
+}
+
+// Envelope decodes the stored ENVELOPE.
+func (r *FetchRow) Envelope() (*Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal([]byte(r.envJS), &e); err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	return &e, nil
+}
+
+// Body decodes the stored BODYSTRUCTURE.
+func (r *FetchRow) Body() (*BodyPart, error) {
+	var b BodyPart
+	if err := json.Unmarshal([]byte(r.bodyJS), &b); err != nil {
+		return nil, fmt.Errorf("decode body structure: %w", err)
+	}
+	return &b, nil
 }
 
 // maxRangeTerms bounds the OR-ed BETWEEN terms of one query; past it the
@@ -101,11 +124,11 @@ func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, m
 	next := 0
 	for rows.Next() {
 		var r FetchRow
-		var kw, env, body string
-		var date, hsize int64
+		var kw string
+		var date int64
 		dst := []any{&r.ID, &r.MailboxID, &r.UID, &r.ModSeq, &r.BlobID, &r.Flags, &kw, &date, &r.Size}
 		if meta {
-			dst = append(dst, &env, &body, &hsize)
+			dst = append(dst, &r.envJS, &r.bodyJS, &r.HeaderSize)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
@@ -120,13 +143,6 @@ func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, m
 		}
 		r.Keywords = splitKeywords(kw)
 		r.InternalDate = unixTime(date)
-		if meta {
-			m, err := decodeMeta(env, body, hsize)
-			if err != nil {
-				return nil, err
-			}
-			r.Meta = m
-		}
 		out = append(out, r)
 	}
 	return out, rows.Err()

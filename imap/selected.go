@@ -1,0 +1,327 @@
+package imap
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"pombo/storage"
+)
+
+// selected is a session's view of its selected mailbox.
+type selected struct {
+	id          int64
+	name        string
+	uidValidity uint32
+	readOnly    bool
+	uids        []uint32         // what the client knows: seq n is uids[n-1]
+	modseq      int64            // changes up to here are applied to the view
+	gone        map[uint32]bool  // expunged in storage, not yet told (EXPUNGE)
+	echoed      map[uint32]int64 // flag changes this session already sent, by MODSEQ
+	dirty       bool             // events arrived that were not yet read
+}
+
+// seqOf returns the sequence number of uid in the view, or 0.
+func (m *selected) seqOf(uid uint32) uint32 {
+	i := sort.Search(len(m.uids), func(i int) bool { return m.uids[i] >= uid })
+	if i < len(m.uids) && m.uids[i] == uid {
+		return uint32(i + 1)
+	}
+	return 0
+}
+
+func (m *selected) remove(seq uint32) {
+	m.uids = append(m.uids[:seq-1], m.uids[seq:]...)
+}
+
+var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+
+func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, error) {
+	if h := s.srv.testHook; h != nil {
+		h(name)
+	}
+	s.sel = nil
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return nil, err
+	}
+	// Events before the view was read are part of it.
+	s.sub.Drain()
+	v, err := s.srv.opts.Store.View(s.ctx, mb.ID)
+	if err != nil {
+		return nil, s.storeError("select", err)
+	}
+	sel := &selected{
+		id:          v.ID,
+		name:        v.Name,
+		uidValidity: v.UIDValidity,
+		readOnly:    o.ReadOnly,
+		uids:        v.UIDs,
+		modseq:      v.HighestModSeq,
+		gone:        make(map[uint32]bool),
+		echoed:      make(map[uint32]int64),
+	}
+	s.sel = sel
+	perm := append([]imap.Flag(nil), systemFlags...)
+	perm = append(perm, imap.FlagWildcard)
+	if o.ReadOnly {
+		perm = []imap.Flag{}
+	}
+	d := &imap.SelectData{
+		Flags:          systemFlags,
+		PermanentFlags: perm,
+		NumMessages:    uint32(len(v.UIDs)),
+		UIDNext:        imap.UID(v.UIDNext),
+		UIDValidity:    v.UIDValidity,
+	}
+	if v.FirstUnseenUID != 0 {
+		d.FirstUnseenSeqNum = sel.seqOf(v.FirstUnseenUID)
+	}
+	return d, nil
+}
+
+func (s *session) Unselect() error {
+	s.sel = nil
+	return nil
+}
+
+// Poll tells the client what changed in the selected mailbox since it last
+// heard (RFC 9051 §7): expunges first (when allowed), then flag changes,
+// then new messages.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sub == nil {
+		return nil
+	}
+	events, lost := s.sub.Drain()
+	sel := s.sel
+	if sel == nil {
+		return nil
+	}
+	for _, e := range events {
+		if e.MailboxID == sel.id {
+			sel.dirty = true
+			break
+		}
+	}
+	if lost {
+		sel.dirty = true
+	}
+	if !sel.dirty && !(allowExpunge && len(sel.gone) > 0) {
+		return nil
+	}
+	return s.sync(w, allowExpunge)
+}
+
+func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	sel := s.sel
+	if sel.dirty {
+		c, err := s.srv.opts.Store.ChangesSince(s.ctx, sel.id, sel.modseq)
+		if errors.Is(err, storage.ErrNotFound) {
+			// The mailbox was deleted or renamed away under us.
+			s.sel = nil
+			return s.conn.Bye("Selected mailbox was deleted")
+		} else if err != nil {
+			return s.storeError("poll", err)
+		}
+		sel.dirty = false
+		sel.modseq = c.ModSeq
+		for _, uid := range c.Expunged {
+			if sel.seqOf(uid) != 0 {
+				sel.gone[uid] = true
+			}
+		}
+		var last uint32
+		if n := len(sel.uids); n > 0 {
+			last = sel.uids[n-1]
+		}
+		var added []uint32
+		for i := range c.Changed {
+			m := &c.Changed[i]
+			if m.UID > last {
+				added = append(added, m.UID)
+				continue
+			}
+			seq := sel.seqOf(m.UID)
+			if seq == 0 || sel.gone[m.UID] {
+				continue
+			}
+			if ms, ok := sel.echoed[m.UID]; ok && ms >= m.ModSeq {
+				continue
+			}
+			if err := w.WriteMessageFlags(seq, imap.UID(m.UID), flagList(m.Flags, m.Keywords)); err != nil {
+				return err
+			}
+		}
+		clear(sel.echoed)
+		if allowExpunge {
+			if err := s.flushGone(w.WriteExpunge); err != nil {
+				return err
+			}
+		}
+		if len(added) > 0 {
+			sel.uids = append(sel.uids, added...)
+			if err := w.WriteNumMessages(uint32(len(sel.uids))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if allowExpunge {
+		return s.flushGone(w.WriteExpunge)
+	}
+	return nil
+}
+
+// flushGone tells the client of the expunges held back, in ascending UID
+// order, each sequence number as it stands when sent.
+func (s *session) flushGone(write func(uint32) error) error {
+	sel := s.sel
+	if len(sel.gone) == 0 {
+		return nil
+	}
+	uids := make([]uint32, 0, len(sel.gone))
+	for u := range sel.gone {
+		uids = append(uids, u)
+	}
+	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
+	for _, u := range uids {
+		delete(sel.gone, u)
+		seq := sel.seqOf(u)
+		if seq == 0 {
+			continue
+		}
+		sel.remove(seq)
+		if err := write(seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Idle sends changes as they happen until the client says DONE, or until
+// the idle timeout, when the connection is closed.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Poll(w, true); err != nil {
+		return err
+	}
+	timer := time.NewTimer(s.srv.opts.IdleTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.sub.C:
+			if err := s.Poll(w, true); err != nil {
+				return err
+			}
+		case <-stop:
+			return nil
+		case <-timer.C:
+			return s.conn.Bye("Idle for too long")
+		case <-s.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// resolve turns a sequence or UID set into (seq, uid) pairs of the view, in
+// ascending order, leaving out messages already expunged in storage.
+func (s *session) resolve(set imap.NumSet) (seqs []uint32, uids []uint32) {
+	sel := s.sel
+	n := uint32(len(sel.uids))
+	if n == 0 {
+		return nil, nil
+	}
+	add := func(lo, hi uint32) { // sequence numbers, inclusive, 1-based
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		if lo < 1 {
+			lo = 1
+		}
+		if hi > n {
+			hi = n
+		}
+		for q := lo; q <= hi; q++ {
+			seqs = append(seqs, q)
+		}
+	}
+	switch set := set.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			lo, hi := r.Start, r.Stop
+			if lo == 0 {
+				lo = n
+			}
+			if hi == 0 {
+				hi = n
+			}
+			add(lo, hi)
+		}
+	case imap.UIDSet:
+		maxUID := sel.uids[n-1]
+		for _, r := range set {
+			lo, hi := uint32(r.Start), uint32(r.Stop)
+			if lo == 0 {
+				lo = maxUID
+			}
+			if hi == 0 {
+				hi = maxUID
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			i := sort.Search(len(sel.uids), func(i int) bool { return sel.uids[i] >= lo })
+			j := sort.Search(len(sel.uids), func(i int) bool { return sel.uids[i] > hi })
+			if i < j {
+				add(uint32(i+1), uint32(j))
+			}
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	out := seqs[:0]
+	for i, q := range seqs {
+		if i > 0 && q == seqs[i-1] {
+			continue
+		}
+		if sel.gone[sel.uids[q-1]] {
+			continue
+		}
+		out = append(out, q)
+	}
+	seqs = out
+	uids = make([]uint32, len(seqs))
+	for i, q := range seqs {
+		uids[i] = sel.uids[q-1]
+	}
+	return seqs, uids
+}
+
+func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
+	sel := s.sel
+	if sel.readOnly {
+		return errReadOnly
+	}
+	var uids []uint32
+	if set != nil {
+		_, uids = s.resolve(*set)
+		if len(uids) == 0 {
+			return nil
+		}
+	}
+	done, err := s.srv.opts.Store.Expunge(s.ctx, sel.id, uids)
+	if err != nil {
+		return s.storeError("expunge", err)
+	}
+	for _, u := range done {
+		if seq := sel.seqOf(u); seq != 0 {
+			delete(sel.gone, u)
+			sel.remove(seq)
+			if err := w.WriteExpunge(seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
