@@ -23,7 +23,8 @@ func (s *Server) newSMTP(la config.ListenAddr) (service, func(net.Conn), error) 
 			CommandTimeout: lim.CommandTimeout.Duration(),
 			DataTimeout:    lim.DataTimeout.Duration(),
 		},
-		// Enqueuer stays nil until package queue exists.
+		// Forwarding aliases hand their remote targets to the queue.
+		Enqueuer: s.enqueuer(),
 	})
 	s.addService(srv)
 	return srv, srv.Reject, nil

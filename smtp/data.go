@@ -1,0 +1,222 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"pombo/storage"
+)
+
+// Data implements gosmtp.Session for DATA and for BDAT (which calls it once,
+// in its own goroutine, and feeds it the chunks). It streams the message
+// through the checks into storage and returns the reply: 250 only after
+// storage returned, that is once the message is durable.
+func (se *session) Data(r io.Reader) error {
+	se.mu.Lock()
+	t := se.tx
+	se.mu.Unlock()
+	if t == nil || len(t.local)+len(t.remote) == 0 {
+		return se.refuse(errNoRcpt)
+	}
+	if se.s.closing.Load() {
+		se.c.abort()
+		return errShutdown
+	}
+	se.s.inflight.Add(1)
+	defer se.s.inflight.Done()
+
+	// The whole message must arrive within DataTimeout. For DATA the read
+	// deadline covers it; go-smtp resets the deadline at every BDAT
+	// command, hence the timer.
+	lim := se.s.opts.Limits
+	se.c.Conn.SetReadDeadline(time.Now().Add(lim.DataTimeout))
+	timer := time.AfterFunc(lim.DataTimeout, func() { se.c.Conn.SetReadDeadline(time.Now()) })
+	defer timer.Stop()
+
+	tr := se.trace(t)
+	dr := newDataReader(r, lim.MaxLineLength, se.c.readFailed.Load)
+	err := se.store(dr, t, tr)
+	size := dr.n
+	e, result, ok := se.outcome(dr, err, t)
+	se.c.logData(t.from, t.rcpts, size, result, ok)
+	if se.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		se.s.log.Debug("smtp message", append(se.c.logAttrs(), "msgid", tr.id, "from", t.from,
+			"rcpts", len(t.rcpts), "size", size, "result", result)...)
+	}
+	if ok {
+		// go-smtp replies "250 2.0.0 OK: queued" to a nil error; an
+		// SMTPError with code 250 lets the reply carry the message id.
+		return reply(250, 2, 0, 0, "Ok: stored as "+tr.id)
+	}
+	return e
+}
+
+// trace gathers the trace fields of a transaction.
+func (se *session) trace(t *txn) *trace {
+	tr := &trace{
+		helo:  t.helo,
+		ip:    se.c.ip,
+		proto: protocol(t.isTLS, se.authUser != "", t.utf8),
+		host:  se.s.opts.Hostname,
+		id:    newID(),
+		date:  time.Now(),
+	}
+	if t.isTLS {
+		tr.tls, tr.cipher = tlsNames(t.tls)
+	}
+	return tr
+}
+
+// store delivers the message to the local targets with one storage.Deliver
+// call, and hands it to the Enqueuer for the remote ones.
+func (se *session) store(r io.Reader, t *txn, tr *trace) error {
+	ctx := context.Background()
+	var rcpts []storage.Recipient
+	type box struct {
+		user   int64
+		folder string
+	}
+	seen := map[box]bool{}
+	for _, lt := range t.local {
+		k := box{lt.target.UserID, lt.target.Folder}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		rcpts = append(rcpts, storage.Recipient{
+			UserID:  lt.target.UserID,
+			Mailbox: lt.target.Folder,
+			Prefix:  tr.prefix(t.from, lt.rcpt, lt.target.Address),
+		})
+	}
+	deliver := func(r io.Reader) error {
+		_, err := se.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
+		return err
+	}
+	if len(t.remote) == 0 {
+		return deliver(r)
+	}
+	enqueue := func(r io.Reader) error {
+		return se.s.opts.Enqueuer.Enqueue(ctx, t.from, t.remote, []byte(tr.received("")), r)
+	}
+	if len(rcpts) == 0 {
+		return enqueue(r)
+	}
+	return fanOut(r, deliver, enqueue)
+}
+
+// fanOut streams r to two consumers at once, each reading its own pipe. When
+// r or either consumer fails, the other one sees its stream end in that
+// error, so it stores nothing. If one consumer commits and the other fails
+// afterwards, the error is returned all the same (the client retries, and
+// the first copy may be delivered twice: better than lost).
+func fanOut(r io.Reader, a, b func(io.Reader) error) error {
+	ra, wa := io.Pipe()
+	rb, wb := io.Pipe()
+	var ea, eb error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ea = safely(a, ra)
+		ra.CloseWithError(orDone(ea))
+	}()
+	go func() {
+		defer wg.Done()
+		eb = safely(b, rb)
+		rb.CloseWithError(orDone(eb))
+	}()
+	_, err := io.Copy(io.MultiWriter(wa, wb), r)
+	wa.CloseWithError(err)
+	wb.CloseWithError(err)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return errors.Join(ea, eb)
+}
+
+var errConsumerDone = errors.New("consumer stopped reading")
+
+// safely runs f in a goroutine of ours, where go-smtp's recover does not
+// reach: a panic becomes an error of this message instead of a crash.
+func safely(f func(io.Reader) error, r io.Reader) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return f(r)
+}
+
+func orDone(err error) error {
+	if err == nil {
+		return errConsumerDone
+	}
+	return err
+}
+
+// outcome turns the end of a message into its reply and log result. A
+// broken stream (bare CR/LF, overlong line, timeout, lost connection) ends
+// the connection after the reply, so that nothing after it is read as a
+// command; its reply is never replaced by the too-many-errors one.
+func (se *session) outcome(dr *dataReader, err error, t *txn) (reply_ error, result string, ok bool) {
+	lim := se.s.opts.Limits
+	var ne net.Error
+	switch rerr := dr.err; {
+	case rerr == nil && err == nil:
+		return nil, "250 stored", true
+	case errors.Is(rerr, errBareLF), errors.Is(rerr, errBareCR):
+		se.c.abort()
+		return reply(554, 5, 6, 0, "Message refused: bare CR or LF in message data (RFC 5321 2.3.8)"),
+			"554 " + rerr.Error(), false
+	case errors.Is(rerr, errLineTooLong), errors.Is(rerr, gosmtp.ErrTooLongLine):
+		se.c.abort()
+		return reply(554, 5, 6, 0, fmt.Sprintf("Message refused: line longer than %d octets", lim.MaxLineLength)),
+			"554 line too long", false
+	case errors.Is(rerr, errEmpty):
+		return se.refuse(reply(554, 5, 6, 0, "Message refused: it is empty")), "554 empty", false
+	case errors.Is(rerr, gosmtp.ErrDataTooLarge):
+		// go-smtp reads the rest of the message to its end, without
+		// keeping it, then replies: the session can go on.
+		return se.refuse(reply(552, 5, 3, 4, fmt.Sprintf("Message too big (limit %d octets)", lim.MaxMessageSize))),
+			"552 too big", false
+	case errors.Is(rerr, gosmtp.ErrDataReset):
+		// BDAT aborted by RSET or a closed connection: go-smtp ignores
+		// the reply.
+		return rerr, "aborted", false
+	case errors.As(rerr, &ne) && ne.Timeout():
+		se.c.abort()
+		return reply(421, 4, 4, 2, "Timeout during message transfer, closing connection"), "421 data timeout", false
+	case rerr != nil:
+		se.c.abort()
+		return reply(421, 4, 4, 0, "Connection error during message transfer, closing connection"),
+			"421 connection error", false
+	case errors.Is(err, storage.ErrOverQuota):
+		if users(t) > 1 {
+			// Permanent for all would bounce the recipients who have room.
+			return se.refuse(reply(452, 4, 2, 2, "Mailbox of a recipient full, try again later")), "452 over quota", false
+		}
+		return se.refuse(errMailboxFull), "552 over quota", false
+	}
+	se.s.log.Error("smtp message not stored", append(se.c.logAttrs(), "from", t.from, "err", err)...)
+	return errLocal, "451 not stored", false
+}
+
+// users counts the distinct local accounts of a transaction.
+func users(t *txn) int {
+	seen := map[int64]bool{}
+	for _, lt := range t.local {
+		seen[lt.target.UserID] = true
+	}
+	return len(seen)
+}
