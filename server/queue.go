@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"log/slog"
 
 	"pombo/config"
 	"pombo/queue"
+	"pombo/smtp"
 	"pombo/storage"
 )
 
@@ -43,3 +47,19 @@ func (s *Server) startQueue() error {
 	s.mu.Unlock()
 	return nil
 }
+
+// queueEnqueuer hands the inbound server's remote targets (forwarding
+// aliases) to the queue, the trace prefix in front of the message. It has
+// no submitting user; DKIM signing still applies when the From: domain is
+// local and has a key.
+type queueEnqueuer struct{ q *queue.Queue }
+
+var _ smtp.Enqueuer = queueEnqueuer{}
+
+func (e queueEnqueuer) Enqueue(ctx context.Context, from string, to []string, prefix []byte, r io.Reader) error {
+	_, err := e.q.Enqueue(ctx, from, 0, to, io.MultiReader(bytes.NewReader(prefix), r), queue.EnqueueOptions{})
+	return err
+}
+
+// enqueuer is what smtp.Options.Enqueuer takes.
+func (s *Server) enqueuer() smtp.Enqueuer { return queueEnqueuer{s.Queue} }

@@ -212,14 +212,15 @@ func (s *Store) queuedRecipients(ctx context.Context, q string, args ...any) ([]
 	return out, rows.Err()
 }
 
-// DueRecipients returns up to limit recipients that the queue has work for:
-// pending ones whose next attempt is due at now, and failed ones whose
-// failure has not been reported to the sender yet. Oldest first.
+// DueRecipients returns the recipients that the queue has work for: up to
+// limit pending ones whose next attempt is due at now, oldest first, then
+// up to limit failed ones whose failure has not been reported to the
+// sender yet.
 func (s *Store) DueRecipients(ctx context.Context, now time.Time, limit int) ([]QueuedRecipient, error) {
-	return s.queuedRecipients(ctx, `SELECT `+queuedRcptCols+` FROM queue_recipients
-		WHERE status = 'pending' AND next_attempt <= ?
-		UNION ALL SELECT `+queuedRcptCols+` FROM queue_recipients WHERE status = 'failed'
-		ORDER BY next_attempt, id LIMIT ?`, now.Unix(), limit)
+	return s.queuedRecipients(ctx, `SELECT * FROM (SELECT `+queuedRcptCols+` FROM queue_recipients
+			WHERE status = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?)
+		UNION ALL SELECT * FROM (SELECT `+queuedRcptCols+` FROM queue_recipients
+			WHERE status = 'failed' ORDER BY id LIMIT ?)`, now.Unix(), limit, limit)
 }
 
 // NextDue returns the time of the earliest pending attempt; ok is false when

@@ -110,6 +110,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 					{Name: "list", Usage: "list the mailboxes of an account", ArgsUsage: "EMAIL", Flags: []cli.Flag{jsonFlag}, Action: e.mailboxList},
 				},
 			},
+			queueCommand(e),
+			dkimCommand(e),
 			{
 				Name:  "config",
 				Usage: "configuration",
