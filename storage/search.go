@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SearchCriteria is a conjunction of conditions (all must hold). The zero
@@ -263,15 +264,14 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		// Necessary, not sufficient: exact matching happens in Go. Only
 		// valid where the condition is used positively.
 		if positive {
-			add("instr(lower(s.headers), " + b.arg(asciiLower(h.Value)) + ") > 0")
+			add(b.contains("s.headers", h.Value))
 		}
 	}
 	for _, v := range c.Body {
-		add("instr(lower(s.text), " + b.arg(asciiLower(v)) + ") > 0")
+		add(b.contains("s.text", v))
 	}
 	for _, v := range c.Text {
-		v = asciiLower(v)
-		add("(instr(lower(s.headers), " + b.arg(v) + ") > 0 OR instr(lower(s.text), " + b.arg(v) + ") > 0)")
+		add("(" + b.contains("s.headers", v) + " OR " + b.contains("s.text", v) + ")")
 	}
 	if c.Flags != 0 {
 		add(fmt.Sprintf("m.flags & %d = %d", c.Flags, c.Flags))
@@ -316,10 +316,32 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 	return strings.Join(parts, " AND ")
 }
 
+// maxLikePattern stays under SQLite's default LIKE pattern limit (50,000
+// bytes); longer needles use instr over a lowered copy.
+const maxLikePattern = 40000
+
+// contains is a substring test with the i;ascii-casemap comparator. SQLite's
+// LIKE folds ASCII letters only (without ICU, and case_sensitive_like is
+// never set), which is that comparator, and it scans the text in place:
+// lower() would copy every text searched (gigabytes for a BODY search of a
+// large mailbox).
+func (b *sqlBuilder) contains(col, v string) string {
+	if !searchable(v) {
+		return "0" // see containsFold
+	}
+	if len(v) > maxLikePattern {
+		return "instr(lower(" + col + "), " + b.arg(asciiLower(v)) + ") > 0"
+	}
+	return col + " LIKE " + b.arg("%"+escapeLike(v)+"%") + ` ESCAPE '\'`
+}
+
 // keywordSQL matches one keyword in the space-separated list,
 // case-insensitively (keywords are atoms: no spaces, no wildcards to escape
 // beyond LIKE's own, which the ESCAPE clause handles).
 func keywordSQL(b *sqlBuilder, k string) string {
+	if !validKeyword(k) {
+		return "0"
+	}
 	return "(' ' || lower(m.keywords) || ' ') LIKE " + b.arg("% "+escapeLike(asciiLower(k))+" %") + " ESCAPE '\\'"
 }
 
@@ -334,7 +356,19 @@ type searchRow struct {
 	sentDay  string // Date header day, or day
 }
 
+// searchable: a needle that is not valid UTF-8 (a broken client, a wrong
+// CHARSET) or holds a NUL (no IMAP string can; SQLite would end the
+// pattern there) matches nothing, in SQL as in Go, rather than parts of
+// characters.
+func searchable(needle string) bool {
+	return utf8.ValidString(needle) && !strings.Contains(needle, "\x00")
+}
+
+// containsFold is the substring test of the Go evaluation.
 func containsFold(hay, needle string) bool {
+	if !searchable(needle) {
+		return false
+	}
 	return strings.Contains(asciiLower(hay), asciiLower(needle))
 }
 
@@ -411,9 +445,26 @@ func (c *SearchCriteria) match(r *searchRow) bool {
 	return true
 }
 
+// validKeyword: no stored keyword is empty or holds a space or control
+// character (keywords are atoms), so such a criterion matches nothing.
+func validKeyword(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func hasKeyword(kws []string, k string) bool {
+	if !validKeyword(k) {
+		return false
+	}
 	for _, x := range kws {
-		if strings.EqualFold(x, k) {
+		if asciiLower(x) == asciiLower(k) { // as keywordSQL: ASCII only
 			return true
 		}
 	}

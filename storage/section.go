@@ -65,7 +65,13 @@ func (f *spanFinder) entity(depth int, bounds []string, digest bool, path []int,
 	start := f.p.lr.off
 	f.p.parts++
 	part := partFromHeader(h, digest)
-	t, inner, err := f.body(&part, depth, bounds, path)
+	// The body of a message that is not multipart is its part 1: what it
+	// holds (a message/rfc822 body's own parts) is numbered below that.
+	bpath := path
+	if msg && part.Type != "multipart" {
+		bpath = append(path[:len(path):len(path)], 1)
+	}
+	t, inner, err := f.body(&part, depth, bounds, bpath)
 	if err != nil {
 		return term{}, 0, err
 	}

@@ -1,15 +1,19 @@
-// Command imapbench measures pombo's IMAP server on a large INBOX: SELECT,
-// UID FETCH 1:* (UID FLAGS), FETCH 1:* (ENVELOPE), UID SEARCH on a header
-// and on body text. The server runs in a child process so that its CPU time
-// (utime+stime from /proc) and RSS are its own.
+// Command imapbench measures pombo's IMAP server on a large INBOX, beside
+// Dovecot (the Debian package) holding the same messages: SELECT,
+// UID FETCH 1:* (UID FLAGS), FETCH 1:* (ENVELOPE), UID SEARCH on a header and
+// on body text. Both servers run as child processes so that their CPU time
+// (utime+stime from /proc) and RSS are their own; the client code is the
+// same for both.
 //
-//	go run ./bench/imap -n 100000 -corpus /tmp/c2000.mbox
+// The first round of each command is reported as cold (for Dovecot it builds
+// its index and cache from the Maildir), the mean of the others as warm.
+//
+//	python3 /work/shared/corpus/make_corpus.py --count 2000 --out /tmp/c2000.mbox
+//	go run ./bench/imap -n 100000 -corpus /tmp/c2000.mbox -dir /tmp/imapbench
 package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,11 +22,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"strconv"
+	"runtime/pprof"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -40,13 +44,16 @@ const (
 
 func main() {
 	n := flag.Int("n", 100000, "messages in INBOX")
-	corpus := flag.String("corpus", "", "mbox from make_corpus.py (required to fill)")
-	dir := flag.String("dir", "", "data directory (kept; reused when already filled)")
-	serve := flag.Bool("serve", false, "internal: run the server in this process")
-	rounds := flag.Int("rounds", 3, "times each command runs")
+	corpusPath := flag.String("corpus", "", "mbox from make_corpus.py (needed to fill)")
+	dir := flag.String("dir", "", "data directory (kept, and reused when already filled)")
+	serve := flag.Bool("serve", false, "internal: run pombo's server in this process")
+	rounds := flag.Int("rounds", 3, "times each command runs (the first is the cold one)")
+	dovecot := flag.Bool("dovecot", true, "also measure Dovecot")
+	only := flag.String("only", "", "measure only this server (pombo or dovecot)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of pombo's server to this file")
 	flag.Parse()
 	if *serve {
-		runServer(*dir)
+		runServer(*dir, *cpuprofile)
 		return
 	}
 	if *dir == "" {
@@ -56,30 +63,108 @@ func main() {
 		}
 		*dir = d
 	}
-	fill(*dir, *n, *corpus)
-	addr, child := startChild(*dir)
-	defer child.Process.Kill()
-	pid := child.Process.Pid
+	var c corpus
+	msgs := func() corpus {
+		if c == nil {
+			c = readCorpus(*corpusPath)
+		}
+		return c
+	}
+	withPombo := *only == "" || *only == "pombo"
+	withDovecot := *dovecot && (*only == "" || *only == "dovecot")
+	if withPombo {
+		fillPombo(filepath.Join(*dir, "pombo"), *n, msgs)
+	}
+	if withDovecot {
+		fillMaildir(filepath.Join(*dir, "dovecot"), *n, msgs)
+	}
+	c = nil
 
+	var results []serverResult
+	if withPombo {
+		addr, child := startPombo(filepath.Join(*dir, "pombo"), *cpuprofile)
+		pid := child.Process.Pid
+		res := measure("pombo", addr, *n, *rounds, func() []int { return []int{pid} })
+		child.Process.Signal(syscall.SIGTERM)
+		child.Wait()
+		results = append(results, res)
+	}
+	if withDovecot {
+		d, err := startDovecot(filepath.Join(*dir, "dovecot"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		res := measure("dovecot", d.addr, *n, *rounds, d.sessionPIDs)
+		d.stop()
+		results = append(results, res)
+	}
+	printTable(*n, results)
+}
+
+type cmdResult struct {
+	name              string
+	coldWall, coldCPU time.Duration
+	warmWall, warmCPU time.Duration // means over the rounds after the first
+	rssKB             int64         // after the command's last round
+}
+
+type serverResult struct {
+	server   string
+	loginRSS int64
+	cmds     []cmdResult
+}
+
+// measure runs every command rounds times on one connection to addr; pids
+// returns the processes whose CPU and RSS are the server's.
+func measure(server, addr string, n, rounds int, pids func() []int) serverResult {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := c.Login(user, pass).Wait(); err != nil {
-		log.Fatal(err)
+	defer c.Close()
+	// A login that hangs (a broken Dovecot setup) must not hang the run.
+	stop := time.AfterFunc(30*time.Second, func() { fatalf("%s: login timed out", server) })
+	err = c.Login(user, pass).Wait()
+	stop.Stop()
+	if err != nil {
+		fatalf("%s: login: %v", server, err)
 	}
-	fmt.Printf("pombo, %d messages, server RSS after login %s\n", *n, rss(pid))
-	type cmd struct {
-		name string
-		run  func() error
+	// Dovecot forks the session's process at login: wait until it shows.
+	var ps []int
+	for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(20 * time.Millisecond) {
+		if ps = pids(); len(ps) > 0 {
+			break
+		}
 	}
+	if len(ps) == 0 {
+		fatalf("%s: no server process found", server)
+	}
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, p := range pids() {
+			t, _, _, _ := procStat(p)
+			sum += t
+		}
+		return sum
+	}
+	rss := func() int64 {
+		var sum int64
+		for _, p := range pids() {
+			sum += rssKB(p)
+		}
+		return sum
+	}
+	res := serverResult{server: server, loginRSS: rss()}
 	drain := func(fc *imapclient.FetchCommand) error {
 		for m := fc.Next(); m != nil; m = fc.Next() {
 			m.Collect()
 		}
 		return fc.Close()
 	}
-	cmds := []cmd{
+	cmds := []struct {
+		name string
+		run  func() error
+	}{
 		{"SELECT INBOX", func() error { _, err := c.Select("INBOX", nil).Wait(); return err }},
 		{"UID FETCH 1:* (UID FLAGS)", func() error {
 			return drain(c.Fetch(goimap.UIDSet{goimap.UIDRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{UID: true, Flags: true}))
@@ -88,109 +173,102 @@ func main() {
 			return drain(c.Fetch(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{Envelope: true}))
 		}},
 		{"UID SEARCH HEADER Message-ID", func() error {
-			_, err := c.UIDSearch(&goimap.SearchCriteria{Header: []goimap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: "bench-77777"}}}, nil).Wait()
+			d, err := c.UIDSearch(&goimap.SearchCriteria{Header: []goimap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: fmt.Sprintf("bench-%d", headerTarget(n))}}}, nil).Wait()
+			if err == nil && len(d.AllUIDs()) != 1 {
+				err = fmt.Errorf("found %d messages, want 1", len(d.AllUIDs()))
+			}
 			return err
 		}},
 		{"UID SEARCH BODY", func() error {
-			_, err := c.UIDSearch(&goimap.SearchCriteria{Body: []string{"quarterly zebra"}}, nil).Wait()
+			d, err := c.UIDSearch(&goimap.SearchCriteria{Body: []string{"quarterly zebra"}}, nil).Wait()
+			if err == nil && len(d.AllUIDs()) != 1 {
+				err = fmt.Errorf("found %d messages, want 1", len(d.AllUIDs()))
+			}
 			return err
 		}},
 	}
-	fmt.Printf("%-32s %12s %14s %10s\n", "command", "wall ms", "server CPU ms", "RSS")
 	for _, cm := range cmds {
-		var wall, cpu time.Duration
-		for r := 0; r < *rounds; r++ {
-			c0 := cpuTime(pid)
+		r := cmdResult{name: cm.name}
+		for i := 0; i < rounds; i++ {
+			c0 := cpu()
 			t0 := time.Now()
 			if err := cm.run(); err != nil {
-				log.Fatalf("%s: %v", cm.name, err)
+				fatalf("%s: %s: %v", server, cm.name, err)
 			}
-			wall += time.Since(t0)
-			cpu += cpuTime(pid) - c0
+			wall, used := time.Since(t0), cpu()-c0
+			if i == 0 {
+				r.coldWall, r.coldCPU = wall, used
+			} else {
+				r.warmWall += wall / time.Duration(rounds-1)
+				r.warmCPU += used / time.Duration(rounds-1)
+			}
 		}
-		fmt.Printf("%-32s %12.1f %14.1f %10s\n", cm.name, ms(wall)/float64(*rounds), ms(cpu)/float64(*rounds), rss(pid))
+		if rounds == 1 {
+			r.warmWall, r.warmCPU = r.coldWall, r.coldCPU
+		}
+		r.rssKB = rss()
+		res.cmds = append(res.cmds, r)
+		fmt.Fprintf(os.Stderr, "%s %s: cold %v/%v warm %v/%v\n", server, cm.name, r.coldWall, r.coldCPU, r.warmWall, r.warmCPU)
 	}
 	c.Logout().Wait()
+	return res
+}
+
+// atFatal are run before a fatal exit: no server is left behind.
+var atFatal []func()
+
+func fatalf(format string, args ...any) {
+	for _, f := range atFatal {
+		f()
+	}
+	log.Fatalf(format, args...)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-func fill(dir string, n int, corpus string) {
-	st, err := storage.Open(dir)
-	if err != nil {
-		log.Fatal(err)
+func printTable(n int, results []serverResult) {
+	fmt.Printf("\n%d messages in INBOX; ms = wall / server CPU (utime+stime, 10 ms ticks); cold = first round, warm = mean of the rest\n", n)
+	for _, r := range results {
+		fmt.Printf("%s: RSS after login %d MB\n", r.server, r.loginRSS/1024)
 	}
-	defer st.Close()
-	ctx := context.Background()
-	u, err := st.UserByAddress(ctx, user)
-	if err == nil {
-		mb, _ := st.MailboxByName(ctx, u.ID, "INBOX")
-		if mb.Messages >= int64(n) {
-			return
+	fmt.Printf("\n%-30s", "command")
+	for _, r := range results {
+		fmt.Printf(" | %-8s cold  ms  | %-8s warm  ms  | RSS MB", r.server, r.server)
+	}
+	if len(results) == 2 {
+		fmt.Printf(" | warm ratio %s/%s wall, CPU", results[0].server, results[1].server)
+	}
+	fmt.Println()
+	for i := range results[0].cmds {
+		fmt.Printf("%-30s", results[0].cmds[i].name)
+		for _, r := range results {
+			c := r.cmds[i]
+			fmt.Printf(" | %8.0f / %7.0f | %8.0f / %7.0f | %6d", ms(c.coldWall), ms(c.coldCPU), ms(c.warmWall), ms(c.warmCPU), c.rssKB/1024)
 		}
-	} else {
-		st.AddDomain(ctx, "example.test")
-		h, _ := auth.HashPassword(pass)
-		if u, err = st.AddUser(ctx, user, h, 0); err != nil {
-			log.Fatal(err)
+		if len(results) == 2 {
+			a, b := results[0].cmds[i], results[1].cmds[i]
+			fmt.Printf(" | %s, %s", ratio(a.warmWall, b.warmWall), ratio(a.warmCPU, b.warmCPU))
 		}
+		fmt.Println()
 	}
-	if corpus == "" {
-		log.Fatal("-corpus is needed to fill the mailbox")
-	}
-	data, err := os.ReadFile(corpus)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var msgs [][]byte
-	for _, m := range bytes.Split(data, []byte("From MAILER-DAEMON Mon Jan  1 00:00:00 2024\n")) {
-		if len(bytes.TrimSpace(m)) > 0 {
-			msgs = append(msgs, m)
-		}
-	}
-	t0 := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 32; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				hdr := fmt.Sprintf("Message-ID: <bench-%d@example.test>\r\n", i)
-				if i == 4242 {
-					hdr += "X-Note: quarterly zebra\r\n"
-				}
-				body := msgs[i%int64(len(msgs))]
-				body = bytes.Replace(body, []byte("\nMessage-ID:"), []byte("\nX-Orig-Message-ID:"), 1)
-				if bytes.HasPrefix(body, []byte("Message-ID:")) {
-					body = append([]byte("X-Orig-"), body...)
-				}
-				r := io.MultiReader(strings.NewReader(hdr), bytes.NewReader(body))
-				if i == 99999 {
-					r = io.MultiReader(strings.NewReader(hdr), bytes.NewReader(body), strings.NewReader("\nthe quarterly zebra report\n"))
-				}
-				if _, err := st.Deliver(ctx, r, []storage.Recipient{{UserID: u.ID}}, storage.DeliverOptions{}); err != nil {
-					log.Fatal(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	fmt.Printf("filled %d messages in %v\n", n, time.Since(t0).Round(time.Second))
 }
 
-func startChild(dir string) (string, *exec.Cmd) {
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", float64(a)/float64(b))
+}
+
+func startPombo(dir, cpuprofile string) (string, *exec.Cmd) {
 	self, _ := os.Executable()
-	cmd := exec.Command(self, "-serve", "-dir", dir)
+	cmd := exec.Command(self, "-serve", "-dir", dir, "-cpuprofile", cpuprofile)
 	cmd.Stderr = os.Stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
+	atFatal = append(atFatal, func() { cmd.Process.Kill() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		log.Fatal(err)
@@ -198,10 +276,19 @@ func startChild(dir string) (string, *exec.Cmd) {
 	return strings.TrimSpace(line), cmd
 }
 
-func runServer(dir string) {
+func runServer(dir, cpuprofile string) {
 	st, err := storage.Open(dir)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
 	}
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := imap.New(imap.Options{Store: st, Auth: &auth.Authenticator{Users: st, Log: lg}, Log: lg, AllowPlaintextFromLoopback: true})
@@ -209,28 +296,15 @@ func runServer(dir string) {
 	if err != nil {
 		log.Fatal(err)
 	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sig
+		if cpuprofile != "" {
+			pprof.StopCPUProfile()
+		}
+		os.Exit(0)
+	}()
 	fmt.Println(l.Addr().String())
 	srv.Serve(l)
-}
-
-// cpuTime is utime+stime of a process (clock ticks of 10 ms on Linux).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	stt, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+stt) * 10 * time.Millisecond
-}
-
-func rss(pid int) string {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
-		}
-	}
-	return "?"
 }
