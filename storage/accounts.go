@@ -491,11 +491,15 @@ func (s *Store) resolve(ctx context.Context, local, domain string, depth int, se
 	if depth > maxAliasDepth {
 		return fmt.Errorf("alias chain too deep at %s", addr)
 	}
-	if ok, err := s.IsLocalDomain(ctx, domain); err != nil {
-		return err
-	} else if !ok {
-		*out = append(*out, Target{Address: addr})
-		return nil
+	// Resolve has checked the domain of the address the mail came for;
+	// alias targets may point anywhere.
+	if !top {
+		if ok, err := s.IsLocalDomain(ctx, domain); err != nil {
+			return err
+		} else if !ok {
+			*out = append(*out, Target{Address: addr})
+			return nil
+		}
 	}
 	// 1. A user with exactly this address.
 	if u, err := s.UserByAddress(ctx, addr); err == nil {

@@ -112,7 +112,13 @@ func insertBlob(tx *Tx, sp *spooled) (int64, error) {
 		return 0, fmt.Errorf("insert search text: %w", err)
 	}
 	if sp.file == nil {
-		if _, err := tx.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, 0, ?)`, id, sp.mem); err != nil {
+		// An empty message still gets its (empty) chunk: a nil slice would
+		// be NULL to SQLite.
+		data := sp.mem
+		if data == nil {
+			data = []byte{}
+		}
+		if _, err := tx.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, 0, ?)`, id, data); err != nil {
 			return 0, fmt.Errorf("insert chunk: %w", err)
 		}
 		return id, nil

@@ -569,3 +569,20 @@ func TestGroupCommitIsolation(t *testing.T) {
 		t.Fatalf("%d blobs; failed deliveries must leave none", n)
 	}
 }
+
+// IMAP APPEND of an empty literal must store an empty message, not fail.
+func TestDeliverEmptyMessage(t *testing.T) {
+	s, _ := openTest(t)
+	a := addUser(t, s, "alice@example.test")
+	ds, err := s.Deliver(context.Background(), bytes.NewReader(nil), []Recipient{{UserID: a.ID}}, DeliverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, ds[0].MessageID); len(got) != 0 {
+		t.Fatalf("empty message read back as %q", got)
+	}
+	m, _ := s.MessageByUID(context.Background(), ds[0].MailboxID, ds[0].UID)
+	if m.Size != 0 {
+		t.Fatalf("size %d", m.Size)
+	}
+}
