@@ -142,7 +142,7 @@ func escapeLike(s string) string {
 
 // Domains lists the local domains.
 func (s *Store) Domains(ctx context.Context) ([]Domain, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT d.name, d.created,
+	rows, err := s.query(ctx, `SELECT d.name, d.created,
 		(SELECT count(*) FROM users u WHERE u.domain_id = d.id) FROM domains d ORDER BY d.name`)
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func (s *Store) IsLocalDomain(ctx context.Context, name string) (bool, error) {
 		return false, nil
 	}
 	var one int
-	err = s.rdb.QueryRowContext(ctx, "SELECT 1 FROM domains WHERE name = ?", name).Scan(&one)
+	err = s.queryRow(ctx, "SELECT 1 FROM domains WHERE name = ?", name).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -283,7 +283,7 @@ func scanUser(sc interface{ Scan(...any) error }) (*User, error) {
 // UserByAddress finds an account by its exact address (case-insensitive).
 func (s *Store) UserByAddress(ctx context.Context, address string) (*User, error) {
 	address = strings.ToLower(strings.TrimSpace(address))
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE address = ?", address))
+	u, err := scanUser(s.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE address = ?", address))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("user %s: %w", address, ErrNotFound)
 	}
@@ -292,7 +292,7 @@ func (s *Store) UserByAddress(ctx context.Context, address string) (*User, error
 
 // UserByID finds an account by id.
 func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE id = ?", id))
+	u, err := scanUser(s.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("user %d: %w", id, ErrNotFound)
 	}
@@ -312,7 +312,7 @@ func (s *Store) PasswordHash(ctx context.Context, address string) (string, bool,
 
 // Users lists the accounts.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT "+userCols+" FROM users ORDER BY address")
+	rows, err := s.query(ctx, "SELECT "+userCols+" FROM users ORDER BY address")
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +403,7 @@ func (s *Store) DeleteAlias(ctx context.Context, address string) error {
 
 // Aliases lists the aliases.
 func (s *Store) Aliases(ctx context.Context) ([]Alias, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT address, target FROM aliases ORDER BY address, target")
+	rows, err := s.query(ctx, "SELECT address, target FROM aliases ORDER BY address, target")
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +430,7 @@ func (s *Store) AddressesOf(ctx context.Context, userID int64) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, "SELECT address FROM aliases WHERE target = ? AND address NOT LIKE '@%' ORDER BY address", u.Address)
+	rows, err := s.query(ctx, "SELECT address FROM aliases WHERE target = ? AND address NOT LIKE '@%' ORDER BY address", u.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -541,7 +541,7 @@ func (s *Store) resolve(ctx context.Context, local, domain string, depth int, se
 }
 
 func (s *Store) resolveAlias(ctx context.Context, addr string, depth int, seen map[string]bool, out *[]Target) (bool, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT target FROM aliases WHERE address = ?", addr)
+	rows, err := s.query(ctx, "SELECT target FROM aliases WHERE address = ?", addr)
 	if err != nil {
 		return false, err
 	}

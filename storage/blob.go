@@ -166,7 +166,7 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 	seq := boff / ChunkSize
 	if r.chunk == nil || r.cseq != seq {
 		var data []byte
-		err := r.s.rdb.QueryRowContext(r.ctx, "SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?", r.blobID, seq).Scan(&data)
+		err := r.s.queryRow(r.ctx, "SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?", r.blobID, seq).Scan(&data)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, fmt.Errorf("message data: %w", ErrNotFound)
 		} else if err != nil {
@@ -209,7 +209,7 @@ func (r *BlobReader) Close() error { r.chunk = nil; return nil }
 func (s *Store) OpenMessage(ctx context.Context, messageID int64) (*BlobReader, error) {
 	var prefix []byte
 	var blobID, size int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT prefix, blob_id, size FROM messages WHERE id = ?", messageID).Scan(&prefix, &blobID, &size)
+	err := s.queryRow(ctx, "SELECT prefix, blob_id, size FROM messages WHERE id = ?", messageID).Scan(&prefix, &blobID, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %d: %w", messageID, ErrNotFound)
 	} else if err != nil {
@@ -221,7 +221,7 @@ func (s *Store) OpenMessage(ctx context.Context, messageID int64) (*BlobReader, 
 // openBlob reads a blob with a prefix given by the caller (queue rows).
 func (s *Store) openBlob(ctx context.Context, blobID int64, prefix []byte) (*BlobReader, error) {
 	var size int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT size FROM blobs WHERE id = ?", blobID).Scan(&size)
+	err := s.queryRow(ctx, "SELECT size FROM blobs WHERE id = ?", blobID).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("blob %d: %w", blobID, ErrNotFound)
 	} else if err != nil {
@@ -242,7 +242,7 @@ type MessageMeta struct {
 func (s *Store) Meta(ctx context.Context, messageID int64) (*MessageMeta, error) {
 	var env, body string
 	var hsize, plen int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT b.envelope, b.body, b.header_size, length(m.prefix)
+	err := s.queryRow(ctx, `SELECT b.envelope, b.body, b.header_size, length(m.prefix)
 		FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.id = ?`, messageID).Scan(&env, &body, &hsize, &plen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %d: %w", messageID, ErrNotFound)
@@ -266,6 +266,6 @@ func decodeMeta(env, body string, hsize int64) (*MessageMeta, error) {
 // BlobCount returns the number of stored blobs and their total size; for
 // tests and the operator.
 func (s *Store) BlobCount(ctx context.Context) (n, size int64, err error) {
-	err = s.rdb.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(size), 0) FROM blobs").Scan(&n, &size)
+	err = s.queryRow(ctx, "SELECT count(*), coalesce(sum(size), 0) FROM blobs").Scan(&n, &size)
 	return n, size, err
 }

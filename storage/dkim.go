@@ -50,7 +50,7 @@ func (s *Store) DKIMKeyOf(ctx context.Context, domain string) (*DKIMKey, error) 
 	}
 	k := DKIMKey{Domain: domain}
 	var created int64
-	err = s.rdb.QueryRowContext(ctx, `SELECT k.selector, k.private_key, k.created FROM dkim_keys k
+	err = s.queryRow(ctx, `SELECT k.selector, k.private_key, k.created FROM dkim_keys k
 		JOIN domains d ON d.id = k.domain_id WHERE d.name = ?`, domain).Scan(&k.Selector, &k.PrivateKey, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("DKIM key of %s: %w", domain, ErrNotFound)

@@ -115,7 +115,7 @@ func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, m
 		args = append(args, uids[0], uids[len(uids)-1])
 	}
 	q += " ORDER BY m.uid"
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func ToRanges(uids []uint32) []UIDRange {
 // DELETED).
 func (s *Store) CountDeleted(ctx context.Context, mailboxID int64) (int64, error) {
 	var n int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM messages WHERE mailbox_id = ? AND flags & ? != 0", mailboxID, FlagDeleted).Scan(&n)
+	err := s.queryRow(ctx, "SELECT count(*) FROM messages WHERE mailbox_id = ? AND flags & ? != 0", mailboxID, FlagDeleted).Scan(&n)
 	return n, err
 }
 

@@ -102,7 +102,7 @@ func scanMailbox(sc interface{ Scan(...any) error }) (*Mailbox, error) {
 
 // Mailboxes lists a user's mailboxes, INBOX first, then by name.
 func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]Mailbox, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT "+mailboxCols+
+	rows, err := s.query(ctx, "SELECT "+mailboxCols+
 		" FROM mailboxes WHERE user_id = ? ORDER BY name != 'INBOX', name", userID)
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func (s *Store) MailboxByName(ctx context.Context, userID int64, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	m, err := scanMailbox(s.rdb.QueryRowContext(ctx, "SELECT "+mailboxCols+
+	m, err := scanMailbox(s.queryRow(ctx, "SELECT "+mailboxCols+
 		" FROM mailboxes WHERE user_id = ? AND name = ?", userID, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
@@ -135,7 +135,7 @@ func (s *Store) MailboxByName(ctx context.Context, userID int64, name string) (*
 
 // MailboxByID finds a mailbox by id.
 func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
-	m, err := scanMailbox(s.rdb.QueryRowContext(ctx, "SELECT "+mailboxCols+" FROM mailboxes WHERE id = ?", id))
+	m, err := scanMailbox(s.queryRow(ctx, "SELECT "+mailboxCols+" FROM mailboxes WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
 	}
@@ -145,7 +145,7 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
 // mailboxFolded finds a mailbox by case-insensitive name (for plus tags).
 func (s *Store) mailboxFolded(ctx context.Context, userID int64, name string) (string, error) {
 	var found string
-	err := s.rdb.QueryRowContext(ctx, "SELECT name FROM mailboxes WHERE user_id = ? AND name = ? COLLATE NOCASE ORDER BY name = ? DESC LIMIT 1",
+	err := s.queryRow(ctx, "SELECT name FROM mailboxes WHERE user_id = ? AND name = ? COLLATE NOCASE ORDER BY name = ? DESC LIMIT 1",
 		userID, name, name).Scan(&found)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound

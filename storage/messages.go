@@ -233,7 +233,7 @@ func insertMessage(tx *Tx, mailboxID, blobID int64, prefix []byte, flags Flags, 
 // UIDs returns the UIDs of a mailbox in ascending order: the sequence
 // numbers of a new IMAP or POP3 view.
 func (s *Store) UIDs(ctx context.Context, mailboxID int64) ([]uint32, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", mailboxID)
+	rows, err := s.query(ctx, "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", mailboxID)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +266,7 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64, ranges []UIDRange
 		q += " AND (" + strings.Join(conds, " OR ") + ")"
 	}
 	q += " ORDER BY uid"
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64, ranges []UIDRange
 
 // MessageByUID returns one message.
 func (s *Store) MessageByUID(ctx context.Context, mailboxID int64, uid uint32) (*Message, error) {
-	m, err := scanMessage(s.rdb.QueryRowContext(ctx, "SELECT "+messageCols+" FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxID, uid))
+	m, err := scanMessage(s.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxID, uid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message uid %d: %w", uid, ErrNotFound)
 	}

@@ -16,7 +16,7 @@ func (s *Store) OpenMessageLoaded(ctx context.Context, messageID int64) (*BlobRe
 	var prefix, first []byte
 	var blobID, size int64
 	var hasChunk sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT m.prefix, m.blob_id, m.size, c.data, c.seq
+	err := s.queryRow(ctx, `SELECT m.prefix, m.blob_id, m.size, c.data, c.seq
 		FROM messages m LEFT JOIN blob_chunks c ON c.blob_id = m.blob_id AND c.seq = 0
 		WHERE m.id = ?`, messageID).Scan(&prefix, &blobID, &size, &first, &hasChunk)
 	if errors.Is(err, sql.ErrNoRows) {

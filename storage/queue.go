@@ -196,7 +196,7 @@ func scanQueuedRecipient(sc interface{ Scan(...any) error }) (*QueuedRecipient, 
 }
 
 func (s *Store) queuedRecipients(ctx context.Context, q string, args ...any) ([]QueuedRecipient, error) {
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (s *Store) DueRecipients(ctx context.Context, now time.Time, limit int) ([]
 // nothing is pending.
 func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	var n sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, "SELECT min(next_attempt) FROM queue_recipients WHERE status = 'pending'").Scan(&n); err != nil {
+	if err := s.queryRow(ctx, "SELECT min(next_attempt) FROM queue_recipients WHERE status = 'pending'").Scan(&n); err != nil {
 		return time.Time{}, false, err
 	}
 	if !n.Valid {
@@ -353,7 +353,7 @@ func scanQueued(sc interface{ Scan(...any) error }) (*QueuedMessage, error) {
 
 // QueueList returns every queued message with its recipients, oldest first.
 func (s *Store) QueueList(ctx context.Context) ([]QueuedMessage, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT "+queuedCols+" FROM queue q JOIN blobs b ON b.id = q.blob_id ORDER BY q.id")
+	rows, err := s.query(ctx, "SELECT "+queuedCols+" FROM queue q JOIN blobs b ON b.id = q.blob_id ORDER BY q.id")
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +386,7 @@ func (s *Store) QueueList(ctx context.Context) ([]QueuedMessage, error) {
 
 // QueueItem returns one queued message with its recipients.
 func (s *Store) QueueItem(ctx context.Context, id int64) (*QueuedMessage, error) {
-	m, err := scanQueued(s.rdb.QueryRowContext(ctx, "SELECT "+queuedCols+" FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", id))
+	m, err := scanQueued(s.queryRow(ctx, "SELECT "+queuedCols+" FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("queued message %d: %w", id, ErrNotFound)
 	} else if err != nil {
@@ -404,7 +404,7 @@ func (s *Store) QueueItem(ctx context.Context, id int64) (*QueuedMessage, error)
 func (s *Store) OpenQueued(ctx context.Context, id int64) (*BlobReader, error) {
 	var blobID int64
 	var prefix []byte
-	err := s.rdb.QueryRowContext(ctx, "SELECT blob_id, prefix FROM queue WHERE id = ?", id).Scan(&blobID, &prefix)
+	err := s.queryRow(ctx, "SELECT blob_id, prefix FROM queue WHERE id = ?", id).Scan(&blobID, &prefix)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("queued message %d: %w", id, ErrNotFound)
 	} else if err != nil {

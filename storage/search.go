@@ -107,7 +107,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *SearchCriteria) 
 		q += " AND " + where
 	}
 	q += " ORDER BY m.uid"
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}

@@ -64,6 +64,7 @@ type Store struct {
 	rdb    *sql.DB // read-only pool
 	writes chan *writeOp
 	stmts  *stmtCache
+	rstmts readStmts
 	quit   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
@@ -160,6 +161,7 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	s.hub.close()
+	s.rstmts.close()
 	err1 := s.rdb.Close()
 	err2 := s.wdb.Close()
 	return errors.Join(err1, err2)
