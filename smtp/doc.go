@@ -17,6 +17,9 @@
 //     Enqueuer for remote targets), the reply.
 //   - trace.go: Return-Path, Delivered-To and Received.
 //   - inbound.go: the port 25 policy; enqueue.go: the Enqueuer interface.
+//   - submission.go: the port 587/465 policy (AUTH, sender ownership,
+//     hourly limit); submission_data.go: its DATA (From: check, Message-ID
+//     and Date added, local copies and the queue's in parallel).
 //
 // A submission server is another policy (AUTH, sender checks) handed to
 // newServer; its session sets session.authUser so that Received says
