@@ -15,6 +15,7 @@ import (
 
 	"pombo/auth"
 	"pombo/config"
+	"pombo/netbuf"
 	"pombo/netlimit"
 	"pombo/queue"
 	"pombo/storage"
@@ -108,6 +109,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("%s: listen on %s: %w", la.Key, la.Addr, err)
 		}
 		var l net.Listener = netlimit.Wrap(raw, s.limiter, reject)
+		if la.Service == "imap" {
+			// go-imap flushes every response line; coalesce them below TLS.
+			l = netbuf.Listener{Listener: l}
+		}
 		if la.ImplicitTLS {
 			l = tls.NewListener(l, s.TLS)
 		}
@@ -143,6 +148,8 @@ func (s *Server) serviceFor(la config.ListenAddr) (service, func(net.Conn), erro
 		return s.imapService()
 	case "smtp":
 		return s.newSMTP(la)
+	case "submission":
+		return s.newSubmission(la)
 	}
 	return nil, nil, nil
 }
