@@ -34,6 +34,7 @@ import (
 
 	"pombo/auth"
 	"pombo/imap"
+	"pombo/netbuf"
 	"pombo/storage"
 )
 
@@ -292,10 +293,12 @@ func runServer(dir, cpuprofile string) {
 	}
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := imap.New(imap.Options{Store: st, Auth: &auth.Authenticator{Users: st, Log: lg}, Log: lg, AllowPlaintextFromLoopback: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
+	// As server.Start does for IMAP listeners.
+	var l net.Listener = netbuf.Listener{Listener: raw}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go func() {
