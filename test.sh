@@ -13,12 +13,13 @@ TOOLS=(
   fetchmail:fetchmail
   getmail:getmail6
   python3:python3
+  postfix:postfix
 )
 
 missing=()
 for pair in "${TOOLS[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   echo "test.sh: installing ${missing[*]}" >&2
