@@ -76,10 +76,9 @@ func (se *session) trace(t *txn) *trace {
 	return tr
 }
 
-// store delivers the message to the local targets with one storage.Deliver
-// call, and hands it to the Enqueuer for the remote ones.
-func (se *session) store(r io.Reader, t *txn, tr *trace) error {
-	ctx := context.Background()
+// localRecipients lists the mailboxes of the local targets, each once,
+// with its own trace prefix.
+func localRecipients(t *txn, tr *trace) []storage.Recipient {
 	var rcpts []storage.Recipient
 	type box struct {
 		user   int64
@@ -98,6 +97,14 @@ func (se *session) store(r io.Reader, t *txn, tr *trace) error {
 			Prefix:  tr.prefix(t.from, lt.rcpt, lt.target.Address),
 		})
 	}
+	return rcpts
+}
+
+// store delivers the message to the local targets with one storage.Deliver
+// call, and hands it to the Enqueuer for the remote ones.
+func (se *session) store(r io.Reader, t *txn, tr *trace) error {
+	ctx := context.Background()
+	rcpts := localRecipients(t, tr)
 	deliver := func(r io.Reader) error {
 		_, err := se.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
 		return err

@@ -180,24 +180,7 @@ func completeHeader(hdr []byte, tr *trace, host string) []byte {
 // the remote one with one Submit call, at the same time.
 func (ss *subSession) store(r io.Reader, t *txn, tr *trace) error {
 	ctx := context.Background()
-	var rcpts []storage.Recipient
-	type box struct {
-		user   int64
-		folder string
-	}
-	seen := map[box]bool{}
-	for _, lt := range t.local {
-		k := box{lt.target.UserID, lt.target.Folder}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		rcpts = append(rcpts, storage.Recipient{
-			UserID:  lt.target.UserID,
-			Mailbox: lt.target.Folder,
-			Prefix:  tr.prefix(t.from, lt.rcpt, lt.target.Address),
-		})
-	}
+	rcpts := localRecipients(t, tr)
 	deliver := func(r io.Reader) error {
 		_, err := ss.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
 		return err
