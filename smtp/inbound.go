@@ -35,15 +35,7 @@ func (inbound) rcpt(ctx context.Context, se *session, t *txn, to string) ([]stor
 	case err != nil:
 		return nil, nil, err
 	}
-	var local []storage.Target
-	var remote []string
-	for _, tg := range targets {
-		if tg.UserID == 0 {
-			remote = append(remote, tg.Address)
-		} else {
-			local = append(local, tg)
-		}
-	}
+	local, remote := splitTargets(targets)
 	if len(remote) > 0 && s.opts.Enqueuer == nil {
 		// Refused whole, local targets included: accepting them alone
 		// would lose the forwarded copy, and a retry after the queue
@@ -58,4 +50,17 @@ func (inbound) rcpt(ctx context.Context, se *session, t *txn, to string) ([]stor
 		}
 	}
 	return local, remote, nil
+}
+
+// splitTargets separates local mailboxes from remote addresses (the
+// outside targets of aliases, or the recipients of a submission).
+func splitTargets(targets []storage.Target) (local []storage.Target, remote []string) {
+	for _, tg := range targets {
+		if tg.UserID == 0 {
+			remote = append(remote, tg.Address)
+		} else {
+			local = append(local, tg)
+		}
+	}
+	return local, remote
 }

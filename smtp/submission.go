@@ -140,15 +140,7 @@ func (p *submission) rcpt(ctx context.Context, se *session, t *txn, to string) (
 	case err != nil:
 		return nil, nil, err
 	}
-	var local []storage.Target
-	var remote []string
-	for _, tg := range targets {
-		if tg.UserID == 0 {
-			remote = append(remote, tg.Address)
-		} else {
-			local = append(local, tg)
-		}
-	}
+	local, remote := splitTargets(targets)
 	if len(remote) > 0 && p.queue == nil {
 		return nil, nil, errForwarding
 	}
