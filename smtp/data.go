@@ -21,30 +21,14 @@ import (
 // through the checks into storage and returns the reply: 250 only after
 // storage returned, that is once the message is durable.
 func (se *session) Data(r io.Reader) error {
-	se.mu.Lock()
-	t := se.tx
-	se.mu.Unlock()
-	if t == nil || len(t.local)+len(t.remote) == 0 {
-		return se.refuse(errNoRcpt)
+	t, done, err := se.beginData()
+	if err != nil {
+		return err
 	}
-	if se.s.closing.Load() {
-		se.c.abort()
-		return errShutdown
-	}
-	se.s.inflight.Add(1)
-	defer se.s.inflight.Done()
-
-	// The whole message must arrive within DataTimeout. For DATA the read
-	// deadline covers it; go-smtp resets the deadline at every BDAT
-	// command, hence the timer.
-	lim := se.s.opts.Limits
-	se.c.Conn.SetReadDeadline(time.Now().Add(lim.DataTimeout))
-	timer := time.AfterFunc(lim.DataTimeout, func() { se.c.Conn.SetReadDeadline(time.Now()) })
-	defer timer.Stop()
-
+	defer done()
 	tr := se.trace(t)
-	dr := newDataReader(r, lim.MaxLineLength, se.c.readFailed.Load)
-	err := se.store(dr, t, tr)
+	dr := newDataReader(r, se.s.opts.Limits.MaxLineLength, se.c.readFailed.Load)
+	err = se.store(dr, t, tr)
 	size := dr.n
 	e, result, ok := se.outcome(dr, err, t)
 	se.c.logData(t.from, t.rcpts, size, result, ok)
@@ -58,6 +42,33 @@ func (se *session) Data(r io.Reader) error {
 		return reply(250, 2, 0, 0, "Ok: stored as "+tr.id)
 	}
 	return e
+}
+
+// beginData checks that the transaction can take a message, counts it in
+// flight (so Close waits for it) and arms the whole-message deadline. The
+// caller calls done once the message is handled.
+func (se *session) beginData() (t *txn, done func(), err error) {
+	se.mu.Lock()
+	t = se.tx
+	se.mu.Unlock()
+	if t == nil || len(t.local)+len(t.remote) == 0 {
+		return nil, nil, se.refuse(errNoRcpt)
+	}
+	if se.s.closing.Load() {
+		se.c.abort()
+		return nil, nil, errShutdown
+	}
+	se.s.inflight.Add(1)
+	// The whole message must arrive within DataTimeout. For DATA the read
+	// deadline covers it; go-smtp resets the deadline at every BDAT
+	// command, hence the timer.
+	lim := se.s.opts.Limits
+	se.c.Conn.SetReadDeadline(time.Now().Add(lim.DataTimeout))
+	timer := time.AfterFunc(lim.DataTimeout, func() { se.c.Conn.SetReadDeadline(time.Now()) })
+	return t, func() {
+		timer.Stop()
+		se.s.inflight.Done()
+	}, nil
 }
 
 // trace gathers the trace fields of a transaction.

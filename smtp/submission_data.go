@@ -27,30 +27,16 @@ var errHeaderTooBig = errors.New("header too big")
 // mailboxes and the remote one to the queue, and 250 comes after both.
 func (ss *subSession) Data(r io.Reader) error {
 	se := ss.session
-	se.mu.Lock()
-	t := se.tx
-	se.mu.Unlock()
-	if t == nil || len(t.local)+len(t.remote) == 0 {
-		return se.refuse(errNoRcpt)
+	t, done, err := se.beginData()
+	if err != nil {
+		return err
 	}
-	if se.s.closing.Load() {
-		se.c.abort()
-		return errShutdown
-	}
-	se.s.inflight.Add(1)
-	defer se.s.inflight.Done()
-
-	lim := se.s.opts.Limits
-	se.c.Conn.SetReadDeadline(time.Now().Add(lim.DataTimeout))
-	timer := time.AfterFunc(lim.DataTimeout, func() { se.c.Conn.SetReadDeadline(time.Now()) })
-	defer timer.Stop()
-
+	defer done()
 	tr := se.trace(t)
-	dr := newDataReader(r, lim.MaxLineLength, se.c.readFailed.Load)
+	dr := newDataReader(r, se.s.opts.Limits.MaxLineLength, se.c.readFailed.Load)
 	br := bufio.NewReader(dr)
 	hdr, herr := readHeader(br)
 	var refusal *gosmtp.SMTPError
-	var err error
 	switch {
 	case herr != nil && dr.err == nil && errors.Is(herr, errHeaderTooBig):
 		refusal = reply(552, 5, 3, 4, "Message header too big")
