@@ -41,11 +41,21 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		}
 	}
 	needMeta := o.Envelope || o.BodyStructure != nil || len(o.BodySection) > 0
+	return s.eachRow(sel.id, uids, seqs, needMeta, "fetch", func(seq uint32, row *storage.FetchRow) error {
+		_, flagsChanged := seen[row.UID]
+		return s.fetchOne(w, seq, row, o, flagsChanged)
+	})
+}
+
+// eachRow reads the rows of uids from storage in batches and calls fn with
+// each row and its sequence number (seqs[i] is that of uids[i]); UIDs
+// expunged meanwhile are skipped.
+func (s *session) eachRow(mailboxID int64, uids, seqs []uint32, needMeta bool, op string, fn func(seq uint32, row *storage.FetchRow) error) error {
 	for i := 0; i < len(uids); i += fetchBatch {
 		j := min(i+fetchBatch, len(uids))
-		rows, err := s.srv.opts.Store.FetchRows(s.ctx, sel.id, uids[i:j], needMeta)
+		rows, err := s.srv.opts.Store.FetchRows(s.ctx, mailboxID, uids[i:j], needMeta)
 		if err != nil {
-			return s.storeError("fetch", err)
+			return s.storeError(op, err)
 		}
 		k := i
 		for r := range rows {
@@ -56,8 +66,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 			if k == j {
 				break
 			}
-			_, flagsChanged := seen[row.UID]
-			if err := s.fetchOne(w, seqs[k], row, o, flagsChanged); err != nil {
+			if err := fn(seqs[k], row); err != nil {
 				return err
 			}
 		}

@@ -38,32 +38,14 @@ func (s *session) Store(w *imapserver.FetchWriter, set imap.NumSet, f *imap.Stor
 	}
 	// RFC 9051 §6.4.6: the new flags of every message named.
 	_, isUID := set.(imap.UIDSet)
-	for i := 0; i < len(uids); i += fetchBatch {
-		j := min(i+fetchBatch, len(uids))
-		rows, err := s.srv.opts.Store.FetchRows(s.ctx, sel.id, uids[i:j], false)
-		if err != nil {
-			return s.storeError("store", err)
+	return s.eachRow(sel.id, uids, seqs, false, "store", func(seq uint32, row *storage.FetchRow) error {
+		rw := w.CreateMessage(seq)
+		if isUID {
+			rw.WriteUID(imap.UID(row.UID))
 		}
-		k := i
-		for r := range rows {
-			row := &rows[r]
-			for k < j && uids[k] != row.UID {
-				k++
-			}
-			if k == j {
-				break
-			}
-			rw := w.CreateMessage(seqs[k])
-			if isUID {
-				rw.WriteUID(imap.UID(row.UID))
-			}
-			rw.WriteFlags(flagList(row.Flags, row.Keywords))
-			if err := rw.Close(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		rw.WriteFlags(flagList(row.Flags, row.Keywords))
+		return rw.Close()
+	})
 }
 
 func (s *session) destination(name string) (*storage.Mailbox, error) {
