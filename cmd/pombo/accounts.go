@@ -68,18 +68,9 @@ func (e *env) domainList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		if ds == nil {
-			ds = []storage.Domain{}
-		}
-		return e.printJSON(ds)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tUSERS")
-	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%d\n", d.Name, d.Users)
-	}
-	return tw.Flush()
+	return printList(e, c.Bool("json"), ds, "DOMAIN\tUSERS", func(d storage.Domain) string {
+		return fmt.Sprintf("%s\t%d", d.Name, d.Users)
+	})
 }
 
 // readPassword gets a new password: the first line of standard input with
@@ -241,22 +232,13 @@ func (e *env) userList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		if us == nil {
-			us = []storage.User{}
-		}
-		return e.printJSON(us)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tUSED\tQUOTA")
-	for _, u := range us {
+	return printList(e, c.Bool("json"), us, "USER\tUSED\tQUOTA", func(u storage.User) string {
 		q := "unlimited"
 		if u.QuotaBytes > 0 {
 			q = humanSize(u.QuotaBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Address, humanSize(u.UsedBytes), q)
-	}
-	return tw.Flush()
+		return fmt.Sprintf("%s\t%s\t%s", u.Address, humanSize(u.UsedBytes), q)
+	})
 }
 
 func (e *env) aliasAdd(c *cli.Context) error {
@@ -309,18 +291,9 @@ func (e *env) aliasList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		if as == nil {
-			as = []storage.Alias{}
-		}
-		return e.printJSON(as)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALIAS\tTARGETS")
-	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
-	}
-	return tw.Flush()
+	return printList(e, c.Bool("json"), as, "ALIAS\tTARGETS", func(a storage.Alias) string {
+		return fmt.Sprintf("%s\t%s", a.Address, strings.Join(a.Targets, ", "))
+	})
 }
 
 func (e *env) mailboxList(c *cli.Context) error {
@@ -341,15 +314,9 @@ func (e *env) mailboxList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return e.printJSON(mbs)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAILBOX\tMESSAGES\tUNSEEN\tSIZE\tSPECIAL-USE")
-	for _, m := range mbs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", m.Name, m.Messages, m.Unseen, humanSize(m.Size), m.SpecialUse)
-	}
-	return tw.Flush()
+	return printList(e, c.Bool("json"), mbs, "MAILBOX\tMESSAGES\tUNSEEN\tSIZE\tSPECIAL-USE", func(m storage.Mailbox) string {
+		return fmt.Sprintf("%s\t%d\t%d\t%s\t%s", m.Name, m.Messages, m.Unseen, humanSize(m.Size), m.SpecialUse)
+	})
 }
 
 func humanSize(n int64) string {
@@ -362,4 +329,21 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// printList prints items as JSON (an empty list as [], never null) or as a
+// table with a header line and one row per item.
+func printList[T any](e *env, asJSON bool, items []T, header string, row func(T) string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return e.printJSON(items)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
