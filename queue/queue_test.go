@@ -446,6 +446,9 @@ func TestRemoteDropsConnectionMidData(t *testing.T) {
 	port, ls := listenSamePort(t, "127.0.0.2")
 	r := startRemote(t, ls[0], &remote{dropMidData: 1}, nil)
 	e := newEnv(t, port)
+	// Long enough for the poll below to see the first attempt's state
+	// before the retry claims the recipient, short enough for waitEmpty.
+	e.opts.RetryInitial, e.opts.RetryMax = 4*time.Second, 4*time.Second
 	e.dns.AddMX("remote.test", 10, "mx.remote.test")
 	e.dns.AddIP("mx.remote.test", "127.0.0.2")
 	e.start()
