@@ -56,6 +56,7 @@ var (
 	repeat     = flag.Int("repeat", 3, "runs of each measurement (the median is reported)")
 	servers    = flag.String("servers", "pombo,postfix", "servers to run")
 	workDir    = flag.String("work", "", "work directory (default: a new temp dir, removed at the end)")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of pombo's server (its last run) to this file")
 	pomboPort  = flag.Int("pombo-port", 26251, "loopback port for pombo")
 	pfPort     = flag.Int("postfix-port", 26252, "loopback port for Postfix")
 )
@@ -303,7 +304,11 @@ level = "info"
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(*pomboBin, "--config", cfg, "serve")
+	args := []string{"--config", cfg, "serve"}
+	if *cpuprofile != "" {
+		args = append(args, "--cpuprofile", *cpuprofile)
+	}
+	cmd := exec.Command(*pomboBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

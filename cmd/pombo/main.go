@@ -64,9 +64,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			{
-				Name:   "serve",
-				Usage:  "run the mail server",
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "dev", Usage: "embedded defaults on 127.0.0.1, data in ./pombo-data, debug log; no config file needed"}},
+				Name:  "serve",
+				Usage: "run the mail server",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dev", Usage: "embedded defaults on 127.0.0.1, data in ./pombo-data, debug log; no config file needed"},
+					&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the whole run to this file (for benchmarks)", Hidden: true},
+				},
 				Action: e.serve,
 			},
 			{
