@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -59,15 +60,39 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// recorder is a go-smtp backend that counts each Message-ID it accepted,
-// slowly, so that the sender's queue has deliveries in flight.
+// recorder is a go-smtp backend standing for a remote MX. It counts a
+// Message-ID only once the message's DATA is complete (the final dot read,
+// the 250 about to go out), and it is slow before that dot: in RCPT, when
+// the sender has not sent a byte of the message yet. Its gate, once shut,
+// holds every new RCPT until it is opened again.
 type recorder struct {
-	mu    sync.Mutex
-	count map[string]int
-	delay time.Duration
+	// rcptDelay, when set, is how long each RCPT takes.
+	rcptDelay func() time.Duration
+	// shutAt: the gate shuts when this many distinct Message-IDs have
+	// arrived (0: never).
+	shutAt int
+	// arrived, when set, is called (under mu) with the number of distinct
+	// Message-IDs each time a new one arrives.
+	arrived func(distinct int)
+
+	mu       sync.Mutex
+	count    map[string]int
+	gate     chan struct{} // nil: open; else RCPT waits until it is closed
+	atGate   int           // sessions waiting at the gate now
+	sessions int           // sessions open now
+	gated    int           // sessions that waited at the gate and have ended
+	gatedGot int           // ...of which a message nevertheless arrived
+	aborted  int           // DATA cut short (the sender died)
 }
 
-func (r *recorder) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return &recSession{r: r}, nil }
+func newRecorder() *recorder { return &recorder{count: map[string]int{}} }
+
+func (r *recorder) NewSession(*gosmtp.Conn) (gosmtp.Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sessions++
+	return &recSession{r: r}, nil
+}
 
 func (r *recorder) snapshot() map[string]int {
 	r.mu.Lock()
@@ -79,29 +104,143 @@ func (r *recorder) snapshot() map[string]int {
 	return m
 }
 
-type recSession struct{ r *recorder }
+// state reads one of the recorder's counters under its lock.
+func (r *recorder) state(f func(r *recorder) int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return f(r)
+}
+
+// shut closes the gate now.
+func (r *recorder) shut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gate == nil {
+		r.gate = make(chan struct{})
+	}
+}
+
+// open lets the sessions held at the gate go on; the gate stays open.
+func (r *recorder) open() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gate != nil {
+		close(r.gate)
+		r.gate = nil
+	}
+	r.shutAt = 0
+}
+
+type recSession struct {
+	r     *recorder
+	gated bool // waited at the gate
+	got   bool // a message arrived in this session
+}
 
 func (s *recSession) Mail(string, *gosmtp.MailOptions) error { return nil }
-func (s *recSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
 func (s *recSession) Reset()                                 {}
-func (s *recSession) Logout() error                          { return nil }
+
+// Rcpt: RFC 2920 pipelining puts MAIL, RCPT and DATA in one write, but the
+// sender waits for 354 before it sends the message, so a session held here
+// has not sent a byte of it.
+func (s *recSession) Rcpt(string, *gosmtp.RcptOptions) error {
+	r := s.r
+	r.mu.Lock()
+	g := r.gate
+	if g != nil {
+		s.gated = true
+		r.atGate++
+	}
+	r.mu.Unlock()
+	if g != nil {
+		<-g
+		r.mu.Lock()
+		r.atGate--
+		r.mu.Unlock()
+	}
+	if r.rcptDelay != nil {
+		time.Sleep(r.rcptDelay())
+	}
+	return nil
+}
+
+func (s *recSession) Logout() error {
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sessions--
+	if s.gated {
+		r.gated++
+		if s.got {
+			r.gatedGot++
+		}
+	}
+	return nil
+}
 
 var messageIDRe = regexp.MustCompile(`(?im)^Message-ID:\s*(<[^>]+>)`)
 
-func (s *recSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
+func (s *recSession) Data(rd io.Reader) error {
+	b, err := io.ReadAll(rd)
+	r := s.r
 	if err != nil {
+		// No final dot: the sender has no 250, and this is not a delivery.
+		r.mu.Lock()
+		r.aborted++
+		r.mu.Unlock()
 		return err
 	}
-	time.Sleep(s.r.delay)
 	m := messageIDRe.FindSubmatch(b)
 	if m == nil {
 		return &gosmtp.SMTPError{Code: 550, Message: "no Message-ID"}
 	}
-	s.r.mu.Lock()
-	s.r.count[string(m[1])]++
-	s.r.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.got = true
+	id := string(m[1])
+	r.count[id]++
+	if r.count[id] > 1 {
+		return nil
+	}
+	if r.shutAt > 0 && len(r.count) >= r.shutAt && r.gate == nil {
+		r.gate = make(chan struct{})
+	}
+	if r.arrived != nil {
+		r.arrived(len(r.count))
+	}
 	return nil
+}
+
+// serveRemote runs rec as the MX of c.test on 127.0.0.4:25 and returns a
+// DNS server that says so.
+func serveRemote(t *testing.T, rec *recorder) *testutil.DNS {
+	t.Helper()
+	l := listenOrFail(t, "127.0.0.4:25")
+	srv := gosmtp.NewServer(rec)
+	srv.Domain = "mx.c.test"
+	// The kill resets connections: that is the point, not news.
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		rec.open() // no session may stay held
+		srv.Close()
+	})
+	d := testutil.StartDNS(t)
+	d.AddMX("c.test", 10, "mx.c.test")
+	d.AddIP("mx.c.test", "127.0.0.4")
+	return d
+}
+
+// waitFor polls cond until it holds, and fails the test after 30 s.
+func waitFor(t *testing.T, p *pomboProc, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s\n%s", what, p.log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // pomboProc runs `pombo serve` as a child process.
@@ -111,7 +250,7 @@ type pomboProc struct {
 	config  string
 	subAddr string
 	cmd     *exec.Cmd
-	log     bytes.Buffer
+	log     *syncBuffer // this run's output
 }
 
 func (p *pomboProc) run(stdin string, args ...string) string {
@@ -128,7 +267,8 @@ func (p *pomboProc) run(stdin string, args ...string) string {
 func (p *pomboProc) start() {
 	p.t.Helper()
 	cmd := exec.Command(p.bin, "--config", p.config, "serve")
-	cmd.Stdout, cmd.Stderr = &p.log, &p.log
+	p.log = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -155,8 +295,9 @@ func (p *pomboProc) kill() {
 	}
 }
 
-// startPomboProc writes A's config (a.test, alice) and starts it.
-func startPomboProc(t *testing.T, dnsAddr string) *pomboProc {
+// startPomboProc writes A's config (a.test, alice, its queue with that
+// many workers) and starts it.
+func startPomboProc(t *testing.T, dnsAddr string, workers int) *pomboProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pomboProc{t: t, bin: buildPombo(t), config: filepath.Join(dir, "a.toml"), subAddr: freeAddr(t)}
@@ -178,9 +319,10 @@ listen = []
 [dns]
 resolver = %q
 [queue]
+workers = %d
 retry_initial = "1s"
 retry_max = "2s"
-`, filepath.Join(dir, "data"), p.subAddr, dnsAddr)
+`, filepath.Join(dir, "data"), p.subAddr, dnsAddr, workers)
 	if err := os.WriteFile(p.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -202,33 +344,17 @@ func (p *pomboProc) queueLen() int {
 	return len(q)
 }
 
-// TestQueueKill9: A is killed with SIGKILL while its queue delivers to a
-// slow remote; once restarted it delivers the rest. No message is lost,
-// and only the ones in flight at the kill may arrive twice.
-func TestQueueKill9(t *testing.T) {
-	const mxC = "127.0.0.4:25"
-	l := listenOrFail(t, mxC)
-	rec := &recorder{count: map[string]int{}, delay: 100 * time.Millisecond}
-	srv := gosmtp.NewServer(rec)
-	srv.Domain = "mx.c.test"
-	// The kill resets connections: that is the point, not news.
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-
-	d := testutil.StartDNS(t)
-	d.AddMX("c.test", 10, "mx.c.test")
-	d.AddIP("mx.c.test", "127.0.0.4")
-	a := startPomboProc(t, d.Addr)
-
-	const n = 40
+// submitN submits n messages from alice to x@c.test through A's submission
+// port and returns their Message-IDs.
+func submitN(t *testing.T, a *pomboProc, tag string, n int) []string {
+	t.Helper()
 	r := dialRaw(t, a.subAddr)
 	r.ehlo()
 	r.send("AUTH PLAIN " + plain("", "alice@a.test", "alice-password") + "\r\n")
 	r.expect("235 ")
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("<kill9-%d@a.test>", i)
+		ids[i] = fmt.Sprintf("<%s-%d@a.test>", tag, i)
 		r.send("MAIL FROM:<alice@a.test>\r\nRCPT TO:<x@c.test>\r\nDATA\r\n")
 		r.expect("250 ")
 		r.expect("250 ")
@@ -237,54 +363,145 @@ func TestQueueKill9(t *testing.T) {
 		r.expect("250 ")
 	}
 	r.send("QUIT\r\n")
+	r.expect("221 ")
+	return ids
+}
 
-	// Kill A once the remote has a part of the messages.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(rec.snapshot()) < n/4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("remote got %d messages before the kill\n%s", len(rec.snapshot()), a.log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	a.kill()
-	atKill := len(rec.snapshot())
-	if atKill >= n {
-		t.Fatalf("all %d messages delivered before the kill: the test proves nothing", n)
-	}
-	a.log.Reset()
-	a.start()
+// drain waits until the remote has n distinct messages and A's queue is
+// empty (nothing can be sent again after that), and returns what the
+// remote got.
+func drain(t *testing.T, a *pomboProc, rec *recorder, n int) map[string]int {
+	t.Helper()
+	waitFor(t, a, fmt.Sprintf("the remote has all %d messages", n), func() bool { return len(rec.snapshot()) >= n })
+	waitFor(t, a, "A's queue is empty", func() bool { return a.queueLen() == 0 })
+	return rec.snapshot()
+}
 
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		if len(rec.snapshot()) >= n && a.queueLen() == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("remote has %d of %d, queue holds %d\n%s", len(rec.snapshot()), n, a.queueLen(), a.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	a.kill()
-	got := rec.snapshot()
-	dups := 0
+// countArrivals reports lost and unknown messages as errors, and returns
+// how many copies arrived beyond the first.
+func countArrivals(t *testing.T, ids []string, got map[string]int) (dups int) {
+	t.Helper()
 	for _, id := range ids {
 		switch c := got[id]; {
 		case c == 0:
 			t.Errorf("%s lost", id)
 		case c > 1:
 			dups += c - 1
-			t.Logf("%s arrived %d times (in flight at the kill)", id, c)
+			t.Logf("%s arrived %d times", id, c)
 		}
 	}
-	if len(got) != n {
-		t.Errorf("remote got %d distinct Message-IDs, want %d: %v", len(got), n, got)
+	if len(got) != len(ids) {
+		t.Errorf("remote got %d distinct Message-IDs, want %d: %v", len(got), len(ids), got)
 	}
-	// Default queue workers: at most that many deliveries were in flight.
-	const workers = 4
+	return dups
+}
+
+func sessionsOpen(r *recorder) int { return r.sessions }
+
+// TestQueueKill9: A is killed with SIGKILL while every one of its queue
+// workers is in a transaction with the remote, then restarted: each
+// message arrives exactly once. The remote holds those transactions at
+// RCPT, before A sends the message, so none of them can have arrived; and
+// a message that did arrive was answered 250, which A records (MarkSent,
+// committed) before the worker opens another session. Were the record
+// missing, the restarted A would send those messages again.
+func TestQueueKill9(t *testing.T) {
+	const n, workers = 40, 4
+	rec := newRecorder()
+	rec.rcptDelay = func() time.Duration { return 5 * time.Millisecond }
+	rec.shutAt = n / 4
+	d := serveRemote(t, rec)
+	a := startPomboProc(t, d.Addr, workers)
+	ids := submitN(t, a, "kill9", n)
+
+	waitFor(t, a, fmt.Sprintf("all %d queue workers wait at the remote's gate", workers), func() bool {
+		return rec.state(func(r *recorder) int { return r.atGate }) == workers
+	})
+	a.kill()
+	atKill := len(rec.snapshot())
+	rec.open()
+	waitFor(t, a, "the held sessions ended", func() bool { return rec.state(sessionsOpen) == 0 })
+	if got := rec.state(func(r *recorder) int { return r.gated }); got != workers {
+		t.Errorf("%d sessions waited at the gate, want %d", got, workers)
+	}
+	if got := rec.state(func(r *recorder) int { return r.gatedGot }); got != 0 {
+		t.Errorf("%d held sessions delivered a message after A died", got)
+	}
+	if atKill < n/4 || atKill > n-workers {
+		t.Fatalf("remote had %d of %d messages at the kill", atKill, n)
+	}
+	// Before the restart: A's queue holds exactly what the remote lacks.
+	if q := a.queueLen(); q != n-atKill {
+		t.Errorf("after the kill A's queue holds %d messages, the remote lacks %d", q, n-atKill)
+	}
+
+	a.start()
+	got := drain(t, a, rec, n)
+	a.kill()
+	if dups := countArrivals(t, ids, got); dups != 0 {
+		t.Errorf("%d duplicates, want none", dups)
+	}
+	t.Logf("%d delivered before the kill, %d held at the gate, %d transactions cut short", atKill, workers,
+		rec.state(func(r *recorder) int { return r.aborted }))
+}
+
+// TestQueueKill9Anytime: A is killed at an arbitrary instant while its
+// queue delivers to a remote that is slow before the final dot, then
+// restarted. Nothing is lost. A message arrives twice only when the kill
+// fell between its final dot and A's record of the 250 (RFC 5321 §6.1: a
+// duplicate rather than a loss): those are exactly the messages the remote
+// had but A still held after the kill, at most one per worker.
+func TestQueueKill9Anytime(t *testing.T) {
+	const n, workers = 40, 4
+	// The kill comes jitter after the k-th arrival: around the 250 of
+	// one message, while the other workers are somewhere in theirs.
+	k := n/8 + rand.IntN(n/2-n/8)
+	jitter := time.Duration(rand.IntN(3000)) * time.Microsecond
+	t.Logf("kill %v after the %d-th arrival", jitter, k)
+	reached := make(chan struct{})
+	rec := newRecorder()
+	rec.rcptDelay = func() time.Duration { return time.Duration(5+rand.IntN(30)) * time.Millisecond }
+	rec.arrived = func(distinct int) {
+		if distinct == k {
+			close(reached)
+		}
+	}
+	rec.shut() // until all messages are queued
+	d := serveRemote(t, rec)
+	a := startPomboProc(t, d.Addr, workers)
+	ids := submitN(t, a, "anytime", n)
+	rec.open()
+
+	select {
+	case <-reached:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the remote never got %d messages\n%s", k, a.log.String())
+	}
+	time.Sleep(jitter)
+	a.kill()
+	waitFor(t, a, "the remote's sessions ended", func() bool { return rec.state(sessionsOpen) == 0 })
+	atKill := len(rec.snapshot())
+	if atKill >= n {
+		t.Fatalf("all %d messages delivered before the kill: the test proves nothing", n)
+	}
+	// Arrived at the remote, and not recorded as sent by A.
+	unrecorded := a.queueLen() - (n - atKill)
+	if unrecorded < 0 {
+		t.Errorf("A recorded %d messages as sent that the remote does not have", -unrecorded)
+	}
+
+	a.start()
+	got := drain(t, a, rec, n)
+	a.kill()
+	dups := countArrivals(t, ids, got)
+	if dups != max(unrecorded, 0) {
+		t.Errorf("%d duplicates, but %d delivered messages were still queued after the kill", dups, unrecorded)
+	}
 	if dups > workers {
 		t.Errorf("%d duplicates, more than the %d deliveries that can be in flight", dups, workers)
 	}
-	t.Logf("%d delivered before the kill, %d duplicates", atKill, dups)
+	t.Logf("%d delivered before the kill, %d duplicates, %d transactions cut short", atKill, dups,
+		rec.state(func(r *recorder) int { return r.aborted }))
 }
 
 // mxP is where the private Postfix listens: the MX of p.test.
