@@ -52,6 +52,7 @@ func main() {
 	dovecot := flag.Bool("dovecot", true, "also measure Dovecot")
 	only := flag.String("only", "", "measure only this server (pombo or dovecot)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of pombo's server to this file")
+	mixed := flag.Bool("mixed", false, "measure the mixed multi-client workload instead (see mixed.go)")
 	flag.Parse()
 	if *serve {
 		runServer(*dir, *cpuprofile)
@@ -63,6 +64,10 @@ func main() {
 			log.Fatal(err)
 		}
 		*dir = d
+	}
+	if *mixed {
+		runMixed(*dir, *corpusPath, *only)
+		return
 	}
 	var c corpus
 	msgs := func() corpus {
