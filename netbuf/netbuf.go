@@ -88,8 +88,15 @@ func (c *Conn) flushLocked() error {
 	return err
 }
 
-// Close flushes, then closes.
+// closeFlush bounds the last flush.
+const closeFlush = 5 * time.Second
+
+// Close flushes, then closes. The flush gets a deadline of its own: the
+// layer above may have set one in the past to stop further writes
+// (crypto/tls does right after its close_notify alert), yet what it wrote
+// before is due: the last response, the BYE, the alert.
 func (c *Conn) Close() error {
+	c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
 	c.Flush()
 	return c.Conn.Close()
 }
