@@ -96,6 +96,8 @@ type Limits struct {
 	CommandTimeout      Duration `toml:"command_timeout"`
 	DataTimeout         Duration `toml:"data_timeout"`
 	IMAPIdleTimeout     Duration `toml:"imap_idle_timeout"`
+	IMAPLoginTimeout    Duration `toml:"imap_login_timeout"`
+	IMAPAutologout      Duration `toml:"imap_autologout"`
 	POP3IdleTimeout     Duration `toml:"pop3_idle_timeout"`
 	MaxLineLength       int      `toml:"max_line_length"` // octets, CRLF included
 }
@@ -184,6 +186,8 @@ func Default() *Config {
 			CommandTimeout:      minutes(5),
 			DataTimeout:         minutes(10),
 			IMAPIdleTimeout:     minutes(30),
+			IMAPLoginTimeout:    minutes(1),
+			IMAPAutologout:      minutes(30),
 			POP3IdleTimeout:     minutes(10),
 			MaxLineLength:       1000,
 		},

@@ -47,7 +47,8 @@ func TestDefault(t *testing.T) {
 	if l.MaxMessageSize != 50<<20 || l.MaxConnections != 1000 || l.MaxConnectionsPerIP != 20 ||
 		l.MaxRecipients != 100 || l.MaxErrors != 10 || l.MaxLineLength != 1000 ||
 		l.CommandTimeout.Duration() != 5*time.Minute || l.DataTimeout.Duration() != 10*time.Minute ||
-		l.IMAPIdleTimeout.Duration() != 30*time.Minute || l.POP3IdleTimeout.Duration() != 10*time.Minute {
+		l.IMAPIdleTimeout.Duration() != 30*time.Minute || l.POP3IdleTimeout.Duration() != 10*time.Minute ||
+		l.IMAPLoginTimeout.Duration() != time.Minute || l.IMAPAutologout.Duration() != 30*time.Minute {
 		t.Errorf("limits = %+v", l)
 	}
 	a := c.Auth
@@ -109,6 +110,7 @@ func TestExample(t *testing.T) {
 		t.Errorf("tls = %+v", c.TLS)
 	}
 	if c.Limits.MaxMessageSize != 50<<20 || c.Limits.CommandTimeout.Duration() != 5*time.Minute ||
+		c.Limits.IMAPLoginTimeout.Duration() != time.Minute || c.Limits.IMAPAutologout.Duration() != 30*time.Minute ||
 		c.Queue.GiveUpAfter.Duration() != 120*time.Hour || c.Relay.TLS != RelayTLSStartTLS ||
 		c.Relay.Host != "" || c.Log.Level != "info" || c.UserDefaults.Quota != 0 {
 		t.Errorf("unexpected values: %+v", c)
@@ -198,6 +200,10 @@ func TestBadConfigs(t *testing.T) {
 			[]string{`config:2: auth.failure_window: 15 is not a duration: give a unit`}},
 		{"negative duration", "[limits]\ndata_timeout = \"-1m\"\n",
 			[]string{`config:2: limits.data_timeout: must be greater than 0, not -1m`}},
+		{"zero login timeout", "[limits]\nimap_login_timeout = \"0s\"\n",
+			[]string{`config:2: limits.imap_login_timeout: must be greater than 0, not 0s`}},
+		{"negative autologout", "[limits]\nimap_autologout = \"-30m\"\n",
+			[]string{`config:2: limits.imap_autologout: must be greater than 0, not -30m`}},
 		{"retry_max below retry_initial", "[queue]\nretry_initial = \"1h\"\nretry_max = \"10m\"\n",
 			[]string{`config:3: queue.retry_max: must be at least queue.retry_initial (1h), not 10m`}},
 		{"bad listen address", "[smtp]\nlisten = [\"127.0.0.1\"]\n",

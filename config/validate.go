@@ -84,6 +84,8 @@ func (c *Config) problems() []problem {
 	positiveDur("limits.command_timeout", l.CommandTimeout)
 	positiveDur("limits.data_timeout", l.DataTimeout)
 	positiveDur("limits.imap_idle_timeout", l.IMAPIdleTimeout)
+	positiveDur("limits.imap_login_timeout", l.IMAPLoginTimeout)
+	positiveDur("limits.imap_autologout", l.IMAPAutologout)
 	positiveDur("limits.pop3_idle_timeout", l.POP3IdleTimeout)
 	// RFC 5321 §4.5.3.1.6: a text line is up to 1000 octets with its CRLF;
 	// a lower limit would refuse conforming mail.

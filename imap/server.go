@@ -49,12 +49,23 @@ type Options struct {
 	// IdleTimeout ends an IDLE command after this long (RFC 9051 §5.4: at
 	// least 30 minutes). Zero means 30 minutes.
 	IdleTimeout time.Duration
+	// LoginTimeout is the time a client has from connecting to logging in,
+	// on listeners wrapped by WrapListener. Zero means DefaultLoginTimeout.
+	LoginTimeout time.Duration
+	// Autologout ends a logged-in session that sends nothing this long
+	// outside IDLE, on listeners wrapped by WrapListener (RFC 9051 §5.4: at
+	// least 30 minutes). Zero means 30 minutes.
+	Autologout time.Duration
 	// MaxConnectionsPerUser bounds the logged-in sessions of one user.
 	// Zero means DefaultMaxConnectionsPerUser.
 	MaxConnectionsPerUser int
 	// Hostname is used in the greeting logs only.
 	Hostname string
 }
+
+// DefaultLoginTimeout is ample for a client that logs in by itself, and
+// short for one that holds a connection open without logging in.
+const DefaultLoginTimeout = time.Minute
 
 // DefaultMaxConnectionsPerUser allows a few devices each with the handful
 // of connections Thunderbird opens per account.
@@ -106,6 +117,12 @@ func New(o Options) *Server {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 30 * time.Minute
 	}
+	if o.LoginTimeout <= 0 {
+		o.LoginTimeout = DefaultLoginTimeout
+	}
+	if o.Autologout <= 0 {
+		o.Autologout = 30 * time.Minute
+	}
 	if o.MaxConnectionsPerUser <= 0 {
 		o.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
 	}
@@ -128,8 +145,22 @@ func New(o Options) *Server {
 
 type slogPrintf struct{ l *slog.Logger }
 
+// Printf logs imapserver's messages as warnings, except those about a
+// connection that timed out or was closed under a command (a client gone,
+// or cut by a timeout): these are the client's business, logged at debug.
 func (p slogPrintf) Printf(format string, args ...any) {
-	p.l.Warn("imap", "msg", fmt.Sprintf(format, args...))
+	level := slog.LevelWarn
+	for _, a := range args {
+		if err, ok := a.(error); ok && connGone(err) {
+			level = slog.LevelDebug
+		}
+	}
+	p.l.Log(context.Background(), level, "imap", "msg", fmt.Sprintf(format, args...))
+}
+
+func connGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, net.ErrClosed) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // Serve accepts connections on l until it is closed. Connections from

@@ -21,10 +21,11 @@ import (
 // one goroutine at a time (IDLE runs in another goroutine while the first
 // only waits for DONE).
 type session struct {
-	srv  *Server
-	conn *imapserver.Conn
-	log  *slog.Logger
-	ip   netip.Addr
+	srv   *Server
+	conn  *imapserver.Conn
+	guard *guardConn // nil on a listener not wrapped by WrapListener
+	log   *slog.Logger
+	ip    netip.Addr
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -36,9 +37,9 @@ type session struct {
 }
 
 var (
-	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
-	_ imapserver.SessionSASL        = (*session)(nil)
-	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionIMAP4rev2   = guardedSession{}
+	_ imapserver.SessionSASL        = guardedSession{}
+	_ imapserver.SessionAppendLimit = guardedSession{}
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -47,12 +48,24 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	ss := &session{
 		srv:    s,
 		conn:   c,
+		guard:  guardOf(nc),
 		ip:     auth.IPFromAddr(nc.RemoteAddr()),
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	ss.guard.attach(c.Bye)
 	ss.log = s.log.With("proto", "imap", "remote", nc.RemoteAddr().String())
-	return ss, nil, nil
+	return guardedSession{ss}, nil, nil
+}
+
+// guardedSession is the session as imapserver sees it: IDLE pauses the
+// autologout timer, since IDLE has a limit of its own.
+type guardedSession struct{ *session }
+
+func (s guardedSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.guard.idle(true)
+	defer s.guard.idle(false)
+	return s.session.Idle(w, stop)
 }
 
 func (s *session) Close() error {
@@ -129,6 +142,7 @@ func (s *session) loggedIn(account string) error {
 	s.sub = s.srv.opts.Store.Subscribe(u.ID)
 	s.log = s.log.With("user", account)
 	s.log.Info("login")
+	s.guard.loggedIn()
 	return nil
 }
 

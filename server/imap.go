@@ -27,6 +27,8 @@ func (s *Server) imapService() (service, func(net.Conn), error) {
 		AllowPlaintextFromLoopback: s.Config.Auth.AllowPlaintextFromLoopback,
 		MaxMessageSize:             int64(s.Config.Limits.MaxMessageSize),
 		IdleTimeout:                s.Config.Limits.IMAPIdleTimeout.Duration(),
+		LoginTimeout:               s.Config.Limits.IMAPLoginTimeout.Duration(),
+		Autologout:                 s.Config.Limits.IMAPAutologout.Duration(),
 		Hostname:                   s.Config.Hostname,
 	})
 	s.addService(is)

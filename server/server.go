@@ -30,6 +30,13 @@ type service interface {
 	Close() error
 }
 
+// listenerWrapper is a service that watches its connections below TLS, so
+// that implicit TLS and STARTTLS are alike to it (IMAP's login timeout and
+// autologout).
+type listenerWrapper interface {
+	WrapListener(l net.Listener) net.Listener
+}
+
 // Bound is a listener as actually bound (port 0 resolved).
 type Bound struct {
 	config.ListenAddr
@@ -112,6 +119,9 @@ func (s *Server) Start() error {
 		if la.Service == "imap" {
 			// go-imap flushes every response line; coalesce them below TLS.
 			l = netbuf.Listener{Listener: l}
+		}
+		if w, ok := svc.(listenerWrapper); ok {
+			l = w.WrapListener(l)
 		}
 		if la.ImplicitTLS {
 			l = tls.NewListener(l, s.TLS)
