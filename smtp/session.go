@@ -265,11 +265,11 @@ func validDomain(d string) bool {
 // checkQuota refuses a local target whose account is full, or would be with
 // a message of the declared size (0: not declared).
 func (s *Server) checkQuota(ctx context.Context, userID, size int64) error {
-	u, err := s.opts.Store.UserByID(ctx, userID)
+	quota, used, err := s.opts.Store.QuotaUsage(ctx, userID)
 	if err != nil {
 		return fmt.Errorf("quota of user %d: %w", userID, err)
 	}
-	if u.QuotaBytes > 0 && (u.UsedBytes >= u.QuotaBytes || u.UsedBytes+size > u.QuotaBytes) {
+	if quota > 0 && (used >= quota || used+size > quota) {
 		return errMailboxFull
 	}
 	return nil

@@ -97,7 +97,7 @@ func (s *Store) AddDomain(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		_, err := tx.exec("INSERT INTO domains (name, created) VALUES (?, ?)", name, now())
 		if isUniqueViolation(err) {
 			return fmt.Errorf("domain %s: %w", name, ErrExists)
@@ -113,7 +113,7 @@ func (s *Store) DeleteDomain(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		var id int64
 		if err := tx.queryRow("SELECT id FROM domains WHERE name = ?", name).Scan(&id); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("domain %s: %w", name, ErrNotFound)
@@ -187,7 +187,7 @@ func (s *Store) AddUser(ctx context.Context, address, passwordHash string, quota
 	}
 	address = local + "@" + domain
 	u := &User{Address: address, PasswordHash: passwordHash, QuotaBytes: quota}
-	err = s.write(ctx, func(tx *Tx) error {
+	err = s.writeAccounts(ctx, func(tx *Tx) error {
 		var domainID int64
 		err := tx.queryRow("SELECT id FROM domains WHERE name = ?", domain).Scan(&domainID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -239,7 +239,7 @@ func (s *Store) SetPassword(ctx context.Context, address, passwordHash string) e
 // SetQuota sets a user's quota in bytes (0: unlimited).
 func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error {
 	address = strings.ToLower(strings.TrimSpace(address))
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		res, err := tx.exec("UPDATE users SET quota_bytes = ? WHERE address = ?", quota, address)
 		if err != nil {
 			return err
@@ -251,11 +251,27 @@ func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error
 	})
 }
 
+// QuotaUsage returns a user's quota (0: none) and, when there is one, the
+// bytes in use. The quota comes from a cache kept like Resolve's, so that an
+// unlimited user costs no query.
+func (s *Store) QuotaUsage(ctx context.Context, userID int64) (quota, used int64, err error) {
+	quota, gen, ok := s.resolved.quota(userID)
+	if ok && quota == 0 {
+		return 0, 0, nil
+	}
+	u, err := s.UserByID(ctx, userID)
+	if err != nil {
+		return 0, 0, err
+	}
+	s.resolved.putQuota(userID, u.QuotaBytes, gen)
+	return u.QuotaBytes, u.UsedBytes, nil
+}
+
 // DeleteUser removes an account with all its mailboxes and mail, and the
 // aliases that point only to it.
 func (s *Store) DeleteUser(ctx context.Context, address string) error {
 	address = strings.ToLower(strings.TrimSpace(address))
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		res, err := tx.exec("DELETE FROM users WHERE address = ?", address)
 		if err != nil {
 			return err
@@ -346,7 +362,7 @@ func (s *Store) AddAlias(ctx context.Context, address string, targets []string) 
 		}
 		norm = append(norm, l+"@"+d)
 	}
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		var one int
 		if err := tx.queryRow("SELECT 1 FROM domains WHERE name = ?", domain).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s", ErrUnknownDomain, domain)
@@ -389,7 +405,7 @@ func (s *Store) DeleteAlias(ctx context.Context, address string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *Tx) error {
+	return s.writeAccounts(ctx, func(tx *Tx) error {
 		res, err := tx.exec("DELETE FROM aliases WHERE address = ?", addr)
 		if err != nil {
 			return err
@@ -462,6 +478,17 @@ const maxAliasDepth = 8
 // plus-addressing and catch-alls. It returns ErrUnknownDomain for a domain
 // that is not local and ErrNotFound for an unknown local address.
 func (s *Store) Resolve(ctx context.Context, address string) ([]Target, error) {
+	// The cache is keyed by the address as given: normalizing it costs more
+	// than the lookup in the cache.
+	cache := cacheable(address)
+	var gen uint64
+	if cache {
+		var t []Target
+		var ok bool
+		if t, gen, ok = s.resolved.get(address); ok {
+			return t, nil
+		}
+	}
 	local, domain, err := NormalizeAddress(address)
 	if err != nil {
 		return nil, err
@@ -478,6 +505,9 @@ func (s *Store) Resolve(ctx context.Context, address string) ([]Target, error) {
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s@%s: %w", local, domain, ErrNotFound)
+	}
+	if cache {
+		s.resolved.put(address, out, gen)
 	}
 	return out, nil
 }

@@ -70,6 +70,8 @@ type Store struct {
 	closed atomic.Bool
 	hub    *hub
 
+	resolved resolveCache
+
 	commits atomic.Int64
 	ops     atomic.Int64
 }

@@ -586,3 +586,83 @@ func TestDeliverEmptyMessage(t *testing.T) {
 		t.Fatalf("size %d", m.Size)
 	}
 }
+
+// TestResolveCache: Resolve reuses its answers, yet a change made through
+// the same Store shows at once, and one made by another process (the CLI)
+// within resolveTTL.
+func TestResolveCache(t *testing.T) {
+	s, dir := openTest(t)
+	ctx := context.Background()
+	a := addUser(t, s, "alice@example.test")
+	b := addUser(t, s, "bob@example.test")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolve := func(addr string) string {
+		t.Helper()
+		ts, err := s.Resolve(ctx, addr)
+		if err != nil {
+			return "err:" + err.Error()
+		}
+		var out []string
+		for _, tg := range ts {
+			out = append(out, fmt.Sprintf("%d:%s", tg.UserID, tg.Address))
+		}
+		return strings.Join(out, ",")
+	}
+	must(s.AddAlias(ctx, "team@example.test", []string{"alice@example.test", "bob@example.test"}))
+	wantTeam := fmt.Sprintf("%d:alice@example.test,%d:bob@example.test", a.ID, b.ID)
+	for range 2 { // the second answer comes from the cache
+		if got := resolve("team@example.test"); got != wantTeam {
+			t.Fatalf("team = %s, want %s", got, wantTeam)
+		}
+	}
+	// The caller may change what it got without changing the cache.
+	ts, _ := s.Resolve(ctx, "team@example.test")
+	ts[0].Address = "mallory@example.test"
+	if got := resolve("team@example.test"); got != wantTeam {
+		t.Fatalf("team after the caller wrote to its copy = %s", got)
+	}
+
+	must(s.DeleteAlias(ctx, "team@example.test"))
+	if got := resolve("team@example.test"); got != "err:team@example.test: not found" {
+		t.Fatalf("team just after DeleteAlias = %s", got)
+	}
+	must(s.AddAlias(ctx, "team@example.test", []string{"bob@example.test"}))
+	if got, want := resolve("team@example.test"), fmt.Sprintf("%d:bob@example.test", b.ID); got != want {
+		t.Fatalf("team just after AddAlias = %s, want %s", got, want)
+	}
+	resolve("alice@example.test")
+	must(s.DeleteUser(ctx, "alice@example.test"))
+	if got := resolve("alice@example.test"); got != "err:alice@example.test: not found" {
+		t.Fatalf("alice just after DeleteUser = %s", got)
+	}
+
+	// Quotas: cached when unlimited, yet a change shows at once.
+	for range 2 {
+		if q, used, err := s.QuotaUsage(ctx, b.ID); err != nil || q != 0 || used != 0 {
+			t.Fatalf("QuotaUsage of an unlimited user = %d, %d, %v", q, used, err)
+		}
+	}
+	must(s.SetQuota(ctx, "bob@example.test", 5000))
+	if q, _, err := s.QuotaUsage(ctx, b.ID); err != nil || q != 5000 {
+		t.Fatalf("QuotaUsage just after SetQuota = %d, %v", q, err)
+	}
+	must(s.SetQuota(ctx, "bob@example.test", 0))
+
+	// Another process: a second Store on the same database.
+	other, err := Open(dir)
+	must(err)
+	defer other.Close()
+	if got, want := resolve("bob@example.test"), fmt.Sprintf("%d:bob@example.test", b.ID); got != want {
+		t.Fatalf("bob = %s, want %s", got, want)
+	}
+	must(other.DeleteUser(ctx, "bob@example.test"))
+	time.Sleep(resolveTTL + 100*time.Millisecond)
+	if got := resolve("bob@example.test"); got != "err:bob@example.test: not found" {
+		t.Fatalf("bob %v after another process deleted him = %s", resolveTTL, got)
+	}
+}
