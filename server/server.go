@@ -211,6 +211,9 @@ func (s *Server) Close() error {
 	case <-time.After(10 * time.Second):
 		s.Log.Warn("listeners did not stop within 10s")
 	}
+	// Writes per commit is how well group commit batched this run.
+	st := s.Store.Stats()
+	s.Log.Info("storage closed", "writes", st.Writes, "commits", st.Commits)
 	return s.Store.Close()
 }
 
