@@ -201,21 +201,29 @@ func deliveryMailbox(tx *Tx, userID int64, name string) (int64, error) {
 // insertMessage allocates the next UID and MODSEQ of the mailbox from its row
 // alone, so the cost of a delivery does not grow with the mailbox.
 func insertMessage(tx *Tx, mailboxID, blobID int64, prefix []byte, flags Flags, keywords string, date, size int64, checkQuota bool) (*Delivery, error) {
-	var userID, quota, used int64
-	if err := tx.queryRow(`SELECT u.id, u.quota_bytes, u.used_bytes FROM mailboxes m JOIN users u ON u.id = m.user_id
-		WHERE m.id = ?`, mailboxID).Scan(&userID, &quota, &used); errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
-	} else if err != nil {
-		return nil, err
-	}
-	if checkQuota && quota > 0 && used+size > quota {
-		return nil, ErrOverQuota
-	}
+	var userID int64
 	var uid uint32
 	var modseq int64
-	if err := tx.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-		WHERE id = ? RETURNING uidnext - 1, highestmodseq`, mailboxID).Scan(&uid, &modseq); err != nil {
+	err := tx.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+		WHERE id = ? RETURNING uidnext - 1, highestmodseq, user_id`, mailboxID).Scan(&uid, &modseq, &userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	} else if err != nil {
 		return nil, fmt.Errorf("allocate uid: %w", err)
+	}
+	if checkQuota {
+		// Most users have no quota, which the cache knows without a query.
+		// Were the quota exceeded, the savepoint takes the UID back.
+		if quota, gen, ok := tx.quotas.quota(userID); !ok || quota > 0 {
+			var used int64
+			if err := tx.queryRow("SELECT quota_bytes, used_bytes FROM users WHERE id = ?", userID).Scan(&quota, &used); err != nil {
+				return nil, fmt.Errorf("quota of user %d: %w", userID, err)
+			}
+			tx.quotas.putQuota(userID, quota, gen)
+			if quota > 0 && used+size > quota {
+				return nil, ErrOverQuota
+			}
+		}
 	}
 	if prefix == nil {
 		prefix = []byte{}

@@ -249,6 +249,7 @@ type Tx struct {
 	tx     *sql.Tx
 	stmts  *stmtCache
 	events []Event
+	quotas *resolveCache // users' quotas, to skip the query for unlimited ones
 }
 
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
@@ -394,7 +395,7 @@ func (s *Store) commit(batch []*writeOp) {
 	// Savepoints nest nothing here (each is released before the next), so
 	// one name serves all and its statements stay prepared.
 	for _, op := range batch {
-		t := &Tx{tx: tx, stmts: s.stmts}
+		t := &Tx{tx: tx, stmts: s.stmts, quotas: &s.resolved}
 		if _, err := t.exec("SAVEPOINT op"); err != nil {
 			op.err = fmt.Errorf("savepoint: %w", err)
 			continue

@@ -458,10 +458,11 @@ func TestQuota(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
 	a := addUser(t, s, "alice@example.test")
-	if err := s.SetQuota(ctx, a.Address, 5000); err != nil {
+	// Delivered while alice has no quota (which the writer then caches).
+	if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(1, 3000)), []Recipient{{UserID: a.ID}}, DeliverOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(1, 3000)), []Recipient{{UserID: a.ID}}, DeliverOptions{}); err != nil {
+	if err := s.SetQuota(ctx, a.Address, 5000); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Deliver(ctx, bytes.NewReader(testMessage(2, 3000)), []Recipient{{UserID: a.ID}}, DeliverOptions{})
@@ -471,6 +472,17 @@ func TestQuota(t *testing.T) {
 	n, _, _ := s.BlobCount(ctx)
 	if n != 1 {
 		t.Fatalf("a refused delivery left a blob: %d", n)
+	}
+	// The refused delivery took no UID.
+	if err := s.SetQuota(ctx, a.Address, 0); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Deliver(ctx, bytes.NewReader(testMessage(3, 3000)), []Recipient{{UserID: a.ID}}, DeliverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d[0].UID != 2 {
+		t.Fatalf("UID after a refused delivery = %d, want 2", d[0].UID)
 	}
 }
 
