@@ -8,27 +8,35 @@ import (
 
 // ENVELOPE and BODYSTRUCTURE from the parse stored at delivery.
 
-func toAddresses(as []storage.Address) []imap.Address {
-	if len(as) == 0 {
-		return nil
-	}
-	out := make([]imap.Address, len(as))
-	for i, a := range as {
-		out[i] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
-	}
-	return out
-}
-
+// toEnvelope converts a stored envelope; its address lists share one array.
 func toEnvelope(e *storage.Envelope) *imap.Envelope {
+	lists := [...][]storage.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	all := make([]imap.Address, n)
+	var out [len(lists)][]imap.Address
+	k := 0
+	for i, l := range lists {
+		if len(l) == 0 {
+			continue // nil: imapserver then writes NIL, or From for Sender and Reply-To
+		}
+		for j, a := range l {
+			all[k+j] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+		}
+		out[i] = all[k : k+len(l) : k+len(l)]
+		k += len(l)
+	}
 	return &imap.Envelope{
 		Date:      e.Date,
 		Subject:   e.Subject,
-		From:      toAddresses(e.From),
-		Sender:    toAddresses(e.Sender),
-		ReplyTo:   toAddresses(e.ReplyTo),
-		To:        toAddresses(e.To),
-		Cc:        toAddresses(e.Cc),
-		Bcc:       toAddresses(e.Bcc),
+		From:      out[0],
+		Sender:    out[1],
+		ReplyTo:   out[2],
+		To:        out[3],
+		Cc:        out[4],
+		Bcc:       out[5],
 		InReplyTo: e.InReplyTo,
 		MessageID: e.MessageID,
 	}

@@ -2,7 +2,10 @@ package imap
 
 import (
 	"errors"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,6 +21,8 @@ type selected struct {
 	uidValidity uint32
 	readOnly    bool
 	uids        []uint32         // what the client knows: seq n is uids[n-1]
+	flags       []uint32         // flags of uids[i] as of modseq, an index into sets
+	sets        flagSets         // the distinct flag lists of the mailbox
 	modseq      int64            // changes up to here are applied to the view
 	gone        map[uint32]bool  // expunged in storage, not yet told (EXPUNGE)
 	echoed      map[uint32]int64 // flag changes this session already sent, by MODSEQ
@@ -35,6 +40,71 @@ func (m *selected) seqOf(uid uint32) uint32 {
 
 func (m *selected) remove(seq uint32) {
 	m.uids = append(m.uids[:seq-1], m.uids[seq:]...)
+	m.flags = append(m.flags[:seq-1], m.flags[seq:]...)
+}
+
+// flagsOf returns the flags of message seq as of m.modseq; the list is
+// shared and must not be changed.
+func (m *selected) flagsOf(seq uint32) []imap.Flag {
+	return m.sets.list[m.flags[seq-1]].flags
+}
+
+// flagSets interns the flag lists of a view. A mailbox has few distinct
+// combinations of flags and keywords, so the view keeps a small index per
+// message, and FETCH FLAGS writes a shared list: answering it needs neither
+// storage nor an allocation. Sets are never dropped while the mailbox is
+// selected; a mailbox that sees every combination once would grow the table
+// by one per change, which is bounded by the changes the session saw.
+type flagSets struct {
+	list  []flagSet
+	plain [32]uint32        // index+1 of the set of system flags f (no keywords)
+	other map[string]uint32 // index of the others, by flags and keywords
+}
+
+type flagSet struct{ flags []imap.Flag }
+
+func (t *flagSets) intern(f storage.Flags, kws []string) uint32 {
+	if len(kws) == 0 && f >= 0 && int(f) < len(t.plain) {
+		if i := t.plain[f]; i != 0 {
+			return i - 1
+		}
+		t.list = append(t.list, flagSet{flags: flagList(f, nil)})
+		t.plain[f] = uint32(len(t.list))
+		return uint32(len(t.list) - 1)
+	}
+	key := strconv.FormatInt(int64(f), 10) + " " + strings.Join(kws, " ")
+	if i, ok := t.other[key]; ok {
+		return i
+	}
+	if t.other == nil {
+		t.other = make(map[string]uint32)
+	}
+	t.list = append(t.list, flagSet{flags: flagList(f, kws)})
+	i := uint32(len(t.list) - 1)
+	t.other[key] = i
+	return i
+}
+
+// current reports whether the view's flags are those in storage: no change
+// to the mailbox was committed since the view was last brought up to date.
+// Storage publishes a commit's events before the writer returns, so a change
+// any session has completed shows here. Events are drained as Poll does;
+// Poll then finds the view dirty.
+func (s *session) current() bool {
+	sel := s.sel
+	if s.sub != nil {
+		events, lost := s.sub.Drain()
+		if lost {
+			sel.dirty = true
+		}
+		for _, e := range events {
+			if e.MailboxID == sel.id {
+				sel.dirty = true
+				break
+			}
+		}
+	}
+	return !sel.dirty
 }
 
 var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
@@ -60,9 +130,13 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		uidValidity: v.UIDValidity,
 		readOnly:    o.ReadOnly,
 		uids:        v.UIDs,
+		flags:       make([]uint32, len(v.UIDs)),
 		modseq:      v.HighestModSeq,
 		gone:        make(map[uint32]bool),
 		echoed:      make(map[uint32]int64),
+	}
+	for i, f := range v.Flags {
+		sel.flags[i] = sel.sets.intern(f, v.Keywords[v.UIDs[i]])
 	}
 	s.sel = sel
 	perm := append([]imap.Flag(nil), systemFlags...)
@@ -137,21 +211,29 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		if n := len(sel.uids); n > 0 {
 			last = sel.uids[n-1]
 		}
-		var added []uint32
+		// The view's flags first, all of them, then what to tell.
+		var added, addedFlags []uint32
+		changed := make([]uint32, len(c.Changed)) // seq of c.Changed[i], 0 if none
 		for i := range c.Changed {
 			m := &c.Changed[i]
+			f := sel.sets.intern(m.Flags, m.Keywords)
 			if m.UID > last {
 				added = append(added, m.UID)
-				continue
+				addedFlags = append(addedFlags, f)
+			} else if seq := sel.seqOf(m.UID); seq != 0 {
+				sel.flags[seq-1] = f
+				changed[i] = seq
 			}
-			seq := sel.seqOf(m.UID)
+		}
+		for i, seq := range changed {
+			m := &c.Changed[i]
 			if seq == 0 || sel.gone[m.UID] {
 				continue
 			}
 			if ms, ok := sel.echoed[m.UID]; ok && ms >= m.ModSeq {
 				continue
 			}
-			if err := w.WriteMessageFlags(seq, imap.UID(m.UID), flagList(m.Flags, m.Keywords)); err != nil {
+			if err := w.WriteMessageFlags(seq, imap.UID(m.UID), sel.flagsOf(seq)); err != nil {
 				return err
 			}
 		}
@@ -163,6 +245,7 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		}
 		if len(added) > 0 {
 			sel.uids = append(sel.uids, added...)
+			sel.flags = append(sel.flags, addedFlags...)
 			if err := w.WriteNumMessages(uint32(len(sel.uids))); err != nil {
 				return err
 			}
@@ -279,7 +362,7 @@ func (s *session) resolve(set imap.NumSet) (seqs []uint32, uids []uint32) {
 			}
 		}
 	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	slices.Sort(seqs)
 	out := seqs[:0]
 	for i, q := range seqs {
 		if i > 0 && q == seqs[i-1] {

@@ -11,16 +11,19 @@ import (
 )
 
 // MailboxView is what an IMAP session needs to select a mailbox: its UIDs
-// (the sequence numbers of the new view), read in one transaction with the
-// mailbox's HIGHESTMODSEQ so that ChangesSince(HighestModSeq) continues
-// exactly where the view stops.
+// (the sequence numbers of the new view) and their flags, read in one
+// transaction with the mailbox's HIGHESTMODSEQ so that
+// ChangesSince(HighestModSeq) continues exactly where the view stops.
 type MailboxView struct {
 	Mailbox
 	UIDs           []uint32
-	FirstUnseenUID uint32 // 0 when every message is \Seen
+	Flags          []Flags             // Flags[i] are those of UIDs[i]
+	Keywords       map[uint32][]string // by UID, only messages that have some
+	FirstUnseenUID uint32              // 0 when every message is \Seen
 }
 
-// View reads the UIDs of a mailbox and its state in one read transaction.
+// View reads the UIDs and flags of a mailbox and its state in one read
+// transaction.
 func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -33,29 +36,38 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error)
 	} else if err != nil {
 		return nil, err
 	}
-	v := &MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages)}
-	rows, err := tx.QueryContext(ctx, "SELECT uid, flags FROM messages WHERE mailbox_id = ? ORDER BY uid", mailboxID)
+	v := &MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages), Flags: make([]Flags, 0, m.Messages)}
+	rows, err := tx.QueryContext(ctx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid", mailboxID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var uid, flags intCol
+	var kw string
 	for rows.Next() {
-		var u uint32
-		var f Flags
-		if err := rows.Scan(&u, &f); err != nil {
+		if err := rows.Scan(&uid, &flags, &kw); err != nil {
 			return nil, err
 		}
+		u, f := uint32(uid.v), Flags(flags.v)
 		if f&FlagSeen == 0 && v.FirstUnseenUID == 0 {
 			v.FirstUnseenUID = u
 		}
+		if kw != "" {
+			if v.Keywords == nil {
+				v.Keywords = make(map[uint32][]string)
+			}
+			v.Keywords[u] = splitKeywords(kw)
+		}
 		v.UIDs = append(v.UIDs, u)
+		v.Flags = append(v.Flags, f)
 	}
 	return v, rows.Err()
 }
 
-// FetchRow is one message as FETCH needs it. With meta, the parse is kept
-// undecoded until asked for (Envelope, Body), so that FETCH ENVELOPE does not
-// pay for BODYSTRUCTURE.
+// FetchRow is one message as FETCH needs it: the fields FetchRowsOf was
+// asked for, and UID and MailboxID always. The parse is kept undecoded until
+// asked for (Envelope, Body), so that FETCH ENVELOPE does not pay for
+// BODYSTRUCTURE.
 type FetchRow struct {
 	Message
 	HeaderSize int64 // octets of the header section as the client sees it
@@ -65,11 +77,11 @@ type FetchRow struct {
 
 // Envelope decodes the stored ENVELOPE.
 func (r *FetchRow) Envelope() (*Envelope, error) {
-	var e Envelope
-	if err := json.Unmarshal([]byte(r.envJS), &e); err != nil {
+	e, err := decodeEnvelope(r.envJS)
+	if err != nil {
 		return nil, fmt.Errorf("decode envelope: %w", err)
 	}
-	return &e, nil
+	return e, nil
 }
 
 // Body decodes the stored BODYSTRUCTURE.
@@ -81,25 +93,77 @@ func (r *FetchRow) Body() (*BodyPart, error) {
 	return &b, nil
 }
 
+// FetchFields says which fields of a message FetchRowsOf reads: each costs
+// a column (or a join) in every row, and a FETCH usually wants few of them.
+type FetchFields uint8
+
+const (
+	FetchFlags        FetchFields = 1 << iota // Flags, Keywords, ModSeq
+	FetchInternalDate                         // InternalDate
+	FetchSize                                 // Size
+	FetchEnvelope                             // Envelope()
+	FetchBody                                 // Body()
+	FetchContent                              // ID, BlobID, Size, HeaderSize: what reading the message needs
+)
+
+const (
+	// FetchMessage is every field of Message.
+	FetchMessage = FetchFlags | FetchInternalDate | FetchSize | FetchContent
+	// fetchJoin are the fields read from blobs.
+	fetchJoin = FetchEnvelope | FetchBody | FetchContent
+)
+
 // maxRangeTerms bounds the OR-ed BETWEEN terms of one query; past it the
 // query reads the covering range and filters in Go.
 const maxRangeTerms = 64
 
-// FetchRows reads the messages of a mailbox with the given UIDs (ascending,
-// no duplicates), with their parse when meta is true. Missing UIDs (expunged
-// meanwhile) are skipped. The rows are read into memory before returning, so
-// callers should pass bounded batches; no connection is held afterwards.
+// FetchRows reads every field of the messages of a mailbox with the given
+// UIDs, with their parse when meta is true; see FetchRowsOf.
 func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, meta bool) ([]FetchRow, error) {
+	what := FetchMessage
+	if meta {
+		what |= FetchEnvelope | FetchBody
+	}
+	return s.FetchRowsOf(ctx, mailboxID, uids, what)
+}
+
+// fetchSelect returns the SELECT ... FROM of FetchRowsOf, its columns in
+// the order FetchRowsOf scans them.
+func fetchSelect(what FetchFields) string {
+	cols := "SELECT m.uid"
+	if what&FetchFlags != 0 {
+		cols += ", m.flags, m.keywords, m.modseq"
+	}
+	if what&FetchInternalDate != 0 {
+		cols += ", m.internal_date"
+	}
+	if what&(FetchSize|FetchContent) != 0 {
+		cols += ", m.size"
+	}
+	if what&FetchContent != 0 {
+		cols += ", m.id, m.blob_id, b.header_size + length(m.prefix)"
+	}
+	if what&FetchEnvelope != 0 {
+		cols += ", b.envelope"
+	}
+	if what&FetchBody != 0 {
+		cols += ", b.body"
+	}
+	if what&fetchJoin != 0 {
+		return cols + " FROM messages m JOIN blobs b ON b.id = m.blob_id"
+	}
+	return cols + " FROM messages m"
+}
+
+// FetchRowsOf reads the given fields of the messages of a mailbox with the
+// given UIDs (ascending, no duplicates). Missing UIDs (expunged meanwhile)
+// are skipped. The rows are read into memory before returning, so callers
+// should pass bounded batches; no connection is held afterwards.
+func (s *Store) FetchRowsOf(ctx context.Context, mailboxID int64, uids []uint32, what FetchFields) ([]FetchRow, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	cols := "m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.flags, m.keywords, m.internal_date, m.size"
-	from := " FROM messages m"
-	if meta {
-		cols += ", b.envelope, b.body, b.header_size + length(m.prefix)"
-		from += " JOIN blobs b ON b.id = m.blob_id"
-	}
-	q := "SELECT " + cols + from + " WHERE m.mailbox_id = ?"
+	q := fetchSelect(what) + " WHERE m.mailbox_id = ?"
 	args := []any{mailboxID}
 	ranges := ToRanges(uids)
 	exact := len(ranges) <= maxRangeTerms
@@ -122,28 +186,56 @@ func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, m
 	defer rows.Close()
 	out := make([]FetchRow, 0, len(uids))
 	next := 0
+	var kw, envJS, bodyJS string
+	var uid, flags, modseq, date, size, id, blobID, hdrSize intCol
+	dst := []any{&uid}
+	if what&FetchFlags != 0 {
+		dst = append(dst, &flags, &kw, &modseq)
+	}
+	if what&FetchInternalDate != 0 {
+		dst = append(dst, &date)
+	}
+	if what&(FetchSize|FetchContent) != 0 {
+		dst = append(dst, &size)
+	}
+	if what&FetchContent != 0 {
+		dst = append(dst, &id, &blobID, &hdrSize)
+	}
+	if what&FetchEnvelope != 0 {
+		dst = append(dst, &envJS)
+	}
+	if what&FetchBody != 0 {
+		dst = append(dst, &bodyJS)
+	}
 	for rows.Next() {
-		var r FetchRow
-		var kw string
-		var date int64
-		dst := []any{&r.ID, &r.MailboxID, &r.UID, &r.ModSeq, &r.BlobID, &r.Flags, &kw, &date, &r.Size}
-		if meta {
-			dst = append(dst, &r.envJS, &r.bodyJS, &r.HeaderSize)
-		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
+		out = append(out, FetchRow{
+			Message: Message{
+				ID: id.v, MailboxID: mailboxID, UID: uint32(uid.v), ModSeq: modseq.v, BlobID: blobID.v,
+				Flags: Flags(flags.v), Size: size.v,
+			},
+			HeaderSize: hdrSize.v,
+			envJS:      envJS,
+			bodyJS:     bodyJS,
+		})
+		r := &out[len(out)-1]
 		if !exact {
 			for next < len(uids) && uids[next] < r.UID {
 				next++
 			}
 			if next == len(uids) || uids[next] != r.UID {
+				out = out[:len(out)-1]
 				continue
 			}
 		}
-		r.Keywords = splitKeywords(kw)
-		r.InternalDate = unixTime(date)
-		out = append(out, r)
+		if what&FetchFlags != 0 {
+			r.Keywords = splitKeywords(kw)
+		}
+		if what&FetchInternalDate != 0 {
+			r.InternalDate = unixTime(date.v)
+		}
 	}
 	return out, rows.Err()
 }
@@ -170,3 +262,17 @@ func (s *Store) CountDeleted(ctx context.Context, mailboxID int64) (int64, error
 }
 
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+
+// intCol scans an INTEGER column. database/sql converts an int64 to most
+// other integer types by formatting and parsing it, with reflection: per
+// row of a 100,000-message FETCH or SELECT, that showed in profiles.
+type intCol struct{ v int64 }
+
+func (c *intCol) Scan(src any) error {
+	v, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("integer column holds %T", src)
+	}
+	c.v = v
+	return nil
+}
