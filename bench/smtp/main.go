@@ -231,6 +231,9 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 		return r, fmt.Errorf("smtp-source: %v\n%s", err, out)
 	}
 	r.accepted = time.Since(t0)
+	if ps := cmd.ProcessState; ps != nil {
+		log.Printf("smtp-source CPU: user %v sys %v for %d messages in %v", ps.UserTime(), ps.SystemTime(), n, r.accepted)
+	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		got, err := tg.inbox()
