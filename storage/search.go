@@ -276,8 +276,13 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 	if c.Flags != 0 {
 		add(fmt.Sprintf("m.flags & %d = %d", c.Flags, c.Flags))
 	}
-	if c.NotFlags != 0 {
-		add(fmt.Sprintf("m.flags & %d = 0", c.NotFlags))
+	// One term per flag: "m.flags & 1 = 0" as written is what lets SQLite
+	// use the partial index messages_unseen (migration 0003), and the
+	// other flags must not hide it inside "m.flags & 5 = 0".
+	for f := Flags(1); f != 0 && f <= c.NotFlags; f <<= 1 {
+		if c.NotFlags&f != 0 {
+			add(fmt.Sprintf("m.flags & %d = 0", f))
+		}
 	}
 	for _, k := range c.Keywords {
 		add(keywordSQL(b, k))
@@ -295,6 +300,11 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		n := &c.Not[i]
 		if n.hasHeader() {
 			continue // decided in Go
+		}
+		if f, ok := n.singleFlag(); ok {
+			// NOT SEEN is UNSEEN: the same term, so the same index.
+			add(fmt.Sprintf("m.flags & %d = 0", f))
+			continue
 		}
 		s := b.conj(n, positive)
 		if s == "" {
@@ -314,6 +324,21 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		add("((" + l + ") OR (" + r + "))")
 	}
 	return strings.Join(parts, " AND ")
+}
+
+// singleFlag reports whether c is one system flag and nothing else (as in
+// NOT SEEN), and which.
+func (c *SearchCriteria) singleFlag() (Flags, bool) {
+	f := c.Flags
+	if f <= 0 || f&(f-1) != 0 {
+		return 0, false
+	}
+	if c.UIDSets != nil || !c.Since.IsZero() || !c.Before.IsZero() || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
+		len(c.Header)+len(c.Body)+len(c.Text)+len(c.Keywords)+len(c.NotKeywords)+len(c.Not)+len(c.Or) > 0 ||
+		c.NotFlags != 0 || c.Larger != 0 || c.Smaller != 0 {
+		return 0, false
+	}
+	return f, true
 }
 
 // maxLikePattern stays under SQLite's default LIKE pattern limit (50,000
