@@ -70,6 +70,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		}
 		return nil
 	}
+	hc := s.newHeaderCache(o, uids)
 	return s.eachRowOf(sel.id, uids, seqs, what, "fetch", func(seq uint32, row *storage.FetchRow) error {
 		_, changed := seen[row.UID]
 		withFlags := o.Flags || changed
@@ -79,7 +80,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		} else if withFlags {
 			flags = flagList(row.Flags, row.Keywords)
 		}
-		return s.fetchOne(w, seq, row, o, withFlags, flags)
+		return s.fetchOne(w, seq, row, o, withFlags, flags, hc)
 	})
 }
 
@@ -158,7 +159,7 @@ func setsSeen(o *imap.FetchOptions) bool {
 
 // fetchOne writes the items of o for one message, and FLAGS (flags) when
 // withFlags.
-func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.FetchRow, o *imap.FetchOptions, withFlags bool, flags []imap.Flag) error {
+func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.FetchRow, o *imap.FetchOptions, withFlags bool, flags []imap.Flag, hc *headerCache) error {
 	rw := w.CreateMessage(seq)
 	if o.UID {
 		rw.WriteUID(imap.UID(row.UID))
@@ -205,7 +206,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.F
 		}
 	}()
 	for _, sec := range o.BodySection {
-		if err := s.writeSection(rw, sec, row, open); err != nil {
+		if err := s.writeSection(rw, sec, row, open, hc); err != nil {
 			rw.Close()
 			return err
 		}
@@ -342,18 +343,25 @@ func filterHeader(raw []byte, fields, not []string) []byte {
 	return out.Bytes()
 }
 
-func (s *session) writeSection(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, row *storage.FetchRow, open func() (*storage.BlobReader, error)) error {
-	m, err := open()
-	if err != nil {
-		return s.storeError("fetch", err)
+func (s *session) writeSection(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, row *storage.FetchRow, open func() (*storage.BlobReader, error), hc *headerCache) error {
+	// The header sections of a message list come from hc, read a batch at
+	// a time; the rest from the message.
+	var m *storage.BlobReader
+	reg, ok := hc.region(row, sec)
+	if !ok {
+		var err error
+		if m, err = open(); err != nil {
+			return s.storeError("fetch", err)
+		}
+		reg, err = sectionRegion(m, row, sec)
+		if err == errNoPart {
+			// A part the message does not have reads as empty, as in Dovecot.
+			reg = region{isData: true}
+		} else if err != nil {
+			return s.storeError("fetch", err)
+		}
 	}
-	reg, err := sectionRegion(m, row, sec)
-	if err == errNoPart {
-		// A part the message does not have reads as empty, as in Dovecot.
-		reg, err = region{isData: true}, nil
-	} else if err != nil {
-		return s.storeError("fetch", err)
-	}
+	var err error
 	var length int64
 	if reg.isData {
 		length = int64(len(reg.data))
