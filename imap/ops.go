@@ -133,7 +133,18 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 		return nil, err
 	}
 	var found []uint32
-	if len(sel.uids) > 0 {
+	switch {
+	case len(sel.uids) == 0:
+	case sc.FlagsOnly() && s.current():
+		// UNSEEN and the like, at every folder check: the view holds the
+		// flags of every message it shows, as storage has them.
+		for i, u := range sel.uids {
+			fs := &sel.sets.list[sel.flags[i]]
+			if sc.MatchFlags(u, fs.bits, fs.kws) {
+				found = append(found, u)
+			}
+		}
+	default:
 		found, err = s.srv.opts.Store.Search(s.ctx, sel.id, sc)
 		if err != nil {
 			return nil, s.storeError("search", err)

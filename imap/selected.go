@@ -61,14 +61,18 @@ type flagSets struct {
 	other map[string]uint32 // index of the others, by flags and keywords
 }
 
-type flagSet struct{ flags []imap.Flag }
+type flagSet struct {
+	flags []imap.Flag
+	bits  storage.Flags // what flags says, for searches in memory
+	kws   []string
+}
 
 func (t *flagSets) intern(f storage.Flags, kws []string) uint32 {
 	if len(kws) == 0 && f >= 0 && int(f) < len(t.plain) {
 		if i := t.plain[f]; i != 0 {
 			return i - 1
 		}
-		t.list = append(t.list, flagSet{flags: flagList(f, nil)})
+		t.list = append(t.list, flagSet{flags: flagList(f, nil), bits: f})
 		t.plain[f] = uint32(len(t.list))
 		return uint32(len(t.list) - 1)
 	}
@@ -79,7 +83,7 @@ func (t *flagSets) intern(f storage.Flags, kws []string) uint32 {
 	if t.other == nil {
 		t.other = make(map[string]uint32)
 	}
-	t.list = append(t.list, flagSet{flags: flagList(f, kws)})
+	t.list = append(t.list, flagSet{flags: flagList(f, kws), bits: f, kws: append([]string(nil), kws...)})
 	i := uint32(len(t.list) - 1)
 	t.other[key] = i
 	return i

@@ -276,9 +276,8 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 	if c.Flags != 0 {
 		add(fmt.Sprintf("m.flags & %d = %d", c.Flags, c.Flags))
 	}
-	// One term per flag: "m.flags & 1 = 0" as written is what lets SQLite
-	// use the partial index messages_unseen (migration 0003), and the
-	// other flags must not hide it inside "m.flags & 5 = 0".
+	// One term per flag (the SQL stays simple for the planner; a selected
+	// IMAP view answers flag-only searches from memory anyway).
 	for f := Flags(1); f != 0 && f <= c.NotFlags; f <<= 1 {
 		if c.NotFlags&f != 0 {
 			add(fmt.Sprintf("m.flags & %d = 0", f))
@@ -395,6 +394,33 @@ func containsFold(hay, needle string) bool {
 		return false
 	}
 	return strings.Contains(asciiLower(hay), asciiLower(needle))
+}
+
+// FlagsOnly reports whether c looks at nothing but UIDs, flags and
+// keywords: what a selected IMAP view holds in memory, so MatchFlags can
+// answer it without the database.
+func (c *SearchCriteria) FlagsOnly() bool {
+	if !c.Since.IsZero() || !c.Before.IsZero() || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
+		len(c.Header)+len(c.Body)+len(c.Text) > 0 || c.Larger != 0 || c.Smaller != 0 {
+		return false
+	}
+	for i := range c.Not {
+		if !c.Not[i].FlagsOnly() {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !c.Or[i][0].FlagsOnly() || !c.Or[i][1].FlagsOnly() {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchFlags evaluates c, for which FlagsOnly holds, on one message, exactly
+// as Search does.
+func (c *SearchCriteria) MatchFlags(uid uint32, flags Flags, keywords []string) bool {
+	return c.match(&searchRow{uid: uid, flags: flags, keywords: keywords})
 }
 
 // match is the exact evaluation of c on one row.
