@@ -145,10 +145,15 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *SearchCriteria) 
 const sentDaySQL = `(CASE WHEN coalesce(json_extract(b.envelope, '$.d'), '0001') LIKE '0001%' THEN ''
 	ELSE substr(json_extract(b.envelope, '$.d'), 1, 10) END)`
 
-type needs struct{ search, text, sent bool }
+// needs says what a search reads besides UIDs, flags and keywords: the
+// search table (and its text), the Date header, the internal date or size.
+type needs struct{ search, text, sent, dateOrSize bool }
 
 func (c *SearchCriteria) needs() needs {
 	var n needs
+	if !c.Since.IsZero() || !c.Before.IsZero() || c.Larger != 0 || c.Smaller != 0 {
+		n.dateOrSize = true
+	}
 	if len(c.Header) > 0 || len(c.Body) > 0 || len(c.Text) > 0 {
 		n.search = true
 	}
@@ -162,6 +167,7 @@ func (c *SearchCriteria) needs() needs {
 		n.search = n.search || o.search
 		n.text = n.text || o.text
 		n.sent = n.sent || o.sent
+		n.dateOrSize = n.dateOrSize || o.dateOrSize
 	}
 	for i := range c.Not {
 		merge(c.Not[i].needs())
@@ -276,12 +282,8 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 	if c.Flags != 0 {
 		add(fmt.Sprintf("m.flags & %d = %d", c.Flags, c.Flags))
 	}
-	// One term per flag (the SQL stays simple for the planner; a selected
-	// IMAP view answers flag-only searches from memory anyway).
-	for f := Flags(1); f != 0 && f <= c.NotFlags; f <<= 1 {
-		if c.NotFlags&f != 0 {
-			add(fmt.Sprintf("m.flags & %d = 0", f))
-		}
+	if c.NotFlags != 0 {
+		add(fmt.Sprintf("m.flags & %d = 0", c.NotFlags))
 	}
 	for _, k := range c.Keywords {
 		add(keywordSQL(b, k))
@@ -299,11 +301,6 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		n := &c.Not[i]
 		if n.hasHeader() {
 			continue // decided in Go
-		}
-		if f, ok := n.singleFlag(); ok {
-			// NOT SEEN is UNSEEN: the same term, so the same index.
-			add(fmt.Sprintf("m.flags & %d = 0", f))
-			continue
 		}
 		s := b.conj(n, positive)
 		if s == "" {
@@ -323,21 +320,6 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		add("((" + l + ") OR (" + r + "))")
 	}
 	return strings.Join(parts, " AND ")
-}
-
-// singleFlag reports whether c is one system flag and nothing else (as in
-// NOT SEEN), and which.
-func (c *SearchCriteria) singleFlag() (Flags, bool) {
-	f := c.Flags
-	if f <= 0 || f&(f-1) != 0 {
-		return 0, false
-	}
-	if c.UIDSets != nil || !c.Since.IsZero() || !c.Before.IsZero() || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
-		len(c.Header)+len(c.Body)+len(c.Text)+len(c.Keywords)+len(c.NotKeywords)+len(c.Not)+len(c.Or) > 0 ||
-		c.NotFlags != 0 || c.Larger != 0 || c.Smaller != 0 {
-		return 0, false
-	}
-	return f, true
 }
 
 // maxLikePattern stays under SQLite's default LIKE pattern limit (50,000
@@ -399,23 +381,7 @@ func containsFold(hay, needle string) bool {
 // FlagsOnly reports whether c looks at nothing but UIDs, flags and
 // keywords: what a selected IMAP view holds in memory, so MatchFlags can
 // answer it without the database.
-func (c *SearchCriteria) FlagsOnly() bool {
-	if !c.Since.IsZero() || !c.Before.IsZero() || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
-		len(c.Header)+len(c.Body)+len(c.Text) > 0 || c.Larger != 0 || c.Smaller != 0 {
-		return false
-	}
-	for i := range c.Not {
-		if !c.Not[i].FlagsOnly() {
-			return false
-		}
-	}
-	for i := range c.Or {
-		if !c.Or[i][0].FlagsOnly() || !c.Or[i][1].FlagsOnly() {
-			return false
-		}
-	}
-	return true
-}
+func (c *SearchCriteria) FlagsOnly() bool { return c.needs() == needs{} }
 
 // MatchFlags evaluates c, for which FlagsOnly holds, on one message, exactly
 // as Search does.

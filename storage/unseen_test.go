@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // flagSearches are the flag criteria clients send most, each with the
@@ -161,5 +162,25 @@ func TestSearchUnseenFollowsChanges(t *testing.T) {
 	}
 	if got, err := s.Search(ctx, other.ID, &SearchCriteria{NotFlags: FlagSeen}); err != nil || len(got) != 40 {
 		t.Fatalf("UNSEEN in Archive: %d messages, %v; want 40", len(got), err)
+	}
+}
+
+// FlagsOnly is false as soon as any criterion, however deep, needs more
+// than UIDs, flags and keywords.
+func TestFlagsOnlyRefusesOtherCriteria(t *testing.T) {
+	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	for _, c := range []SearchCriteria{
+		{Since: day}, {Before: day}, {SentSince: day}, {SentBefore: day},
+		{Larger: 10}, {Smaller: 10},
+		{Header: []HeaderMatch{{Name: "Subject"}}}, {Body: []string{"x"}}, {Text: []string{"x"}},
+		{Not: []SearchCriteria{{Larger: 10}}},
+		{Or: [][2]SearchCriteria{{{NotFlags: FlagSeen}, {Body: []string{"x"}}}}},
+	} {
+		if c.FlagsOnly() {
+			t.Errorf("%+v: FlagsOnly = true", c)
+		}
+	}
+	if c := (SearchCriteria{UIDSets: [][]UIDRange{{{Start: 1, Stop: 5}}}, Keywords: []string{"$Junk"}}); !c.FlagsOnly() {
+		t.Errorf("%+v: FlagsOnly = false", c)
 	}
 }
