@@ -252,19 +252,15 @@ func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error
 }
 
 // QuotaUsage returns a user's quota (0: none) and, when there is one, the
-// bytes in use. The quota comes from a cache kept like Resolve's, so that an
-// unlimited user costs no query.
+// bytes in use; the quota is cached like Resolve's answers.
 func (s *Store) QuotaUsage(ctx context.Context, userID int64) (quota, used int64, err error) {
-	quota, gen, ok := s.resolved.quota(userID)
-	if ok && quota == 0 {
-		return 0, 0, nil
-	}
-	u, err := s.UserByID(ctx, userID)
-	if err != nil {
-		return 0, 0, err
-	}
-	s.resolved.putQuota(userID, u.QuotaBytes, gen)
-	return u.QuotaBytes, u.UsedBytes, nil
+	return s.resolved.quotaUsage(userID, func() (int64, int64, error) {
+		u, err := s.UserByID(ctx, userID)
+		if err != nil {
+			return 0, 0, err
+		}
+		return u.QuotaBytes, u.UsedBytes, nil
+	})
 }
 
 // DeleteUser removes an account with all its mailboxes and mail, and the

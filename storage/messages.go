@@ -212,17 +212,16 @@ func insertMessage(tx *Tx, mailboxID, blobID int64, prefix []byte, flags Flags, 
 		return nil, fmt.Errorf("allocate uid: %w", err)
 	}
 	if checkQuota {
-		// Most users have no quota, which the cache knows without a query.
 		// Were the quota exceeded, the savepoint takes the UID back.
-		if quota, gen, ok := tx.quotas.quota(userID); !ok || quota > 0 {
-			var used int64
-			if err := tx.queryRow("SELECT quota_bytes, used_bytes FROM users WHERE id = ?", userID).Scan(&quota, &used); err != nil {
-				return nil, fmt.Errorf("quota of user %d: %w", userID, err)
-			}
-			tx.quotas.putQuota(userID, quota, gen)
-			if quota > 0 && used+size > quota {
-				return nil, ErrOverQuota
-			}
+		quota, used, err := tx.quotas.quotaUsage(userID, func() (quota, used int64, err error) {
+			err = tx.queryRow("SELECT quota_bytes, used_bytes FROM users WHERE id = ?", userID).Scan(&quota, &used)
+			return quota, used, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("quota of user %d: %w", userID, err)
+		}
+		if quota > 0 && used+size > quota {
+			return nil, ErrOverQuota
 		}
 	}
 	if prefix == nil {

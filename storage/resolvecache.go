@@ -15,24 +15,38 @@ const resolveTTL = time.Second
 // resolveMax bounds the cache; when full it starts over.
 const resolveMax = 10000
 
-// resolveCache keeps successful Resolve answers (and users' quotas): every inbound RCPT asks
-// the same few addresses, and each lookup costs two or three queries whose
-// read transactions start cold after each delivery's commit.
+// resolveCache keeps successful Resolve answers and users' quotas: every
+// inbound RCPT asks the same few addresses, and each lookup costs two or
+// three queries whose read transactions start cold after each delivery's
+// commit.
 type resolveCache struct {
 	mu  sync.Mutex
 	gen uint64 // bumped by every change to domains, users or aliases
-	m   map[string]resolved
-	q   map[int64]resolvedQuota
+	m   map[string]cached[[]Target]
+	q   map[int64]cached[int64] // quota in bytes, 0: none
 }
 
-type resolvedQuota struct {
-	bytes int64
-	at    time.Time
+type cached[V any] struct {
+	v  V
+	at time.Time
 }
 
-type resolved struct {
-	targets []Target
-	at      time.Time
+// lookup returns m[k] if it is younger than resolveTTL.
+func lookup[K comparable, V any](m map[K]cached[V], k K) (V, bool) {
+	e, ok := m[k]
+	if !ok || time.Since(e.at) >= resolveTTL {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// keep sets (*m)[k], starting the map over when it is full.
+func keep[K comparable, V any](m *map[K]cached[V], k K, v V) {
+	if *m == nil || len(*m) >= resolveMax {
+		*m = make(map[K]cached[V])
+	}
+	(*m)[k] = cached[V]{v: v, at: time.Now()}
 }
 
 // cacheable: a plus-address may resolve to a folder, which depends on the
@@ -44,23 +58,17 @@ func cacheable(addr string) bool { return !strings.Contains(addr, "+") }
 func (c *resolveCache) get(addr string) ([]Target, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[addr]; ok && time.Since(e.at) < resolveTTL {
-		return append([]Target(nil), e.targets...), c.gen, true
-	}
-	return nil, c.gen, false
+	t, ok := lookup(c.m, addr)
+	return append([]Target(nil), t...), c.gen, ok
 }
 
 // put stores a lookup unless the accounts changed since it began.
 func (c *resolveCache) put(addr string, targets []Target, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
+	if gen == c.gen {
+		keep(&c.m, addr, append([]Target(nil), targets...))
 	}
-	if c.m == nil || len(c.m) >= resolveMax {
-		c.m = make(map[string]resolved)
-	}
-	c.m[addr] = resolved{targets: append([]Target(nil), targets...), at: time.Now()}
 }
 
 func (c *resolveCache) invalidate() {
@@ -71,26 +79,26 @@ func (c *resolveCache) invalidate() {
 	c.mu.Unlock()
 }
 
-// quota returns a user's cached quota, or the generation for putQuota.
-func (c *resolveCache) quota(userID int64) (int64, uint64, bool) {
+// quotaUsage returns a user's quota (0: none) and, when there is one, the
+// bytes in use, which load reads. A quota of 0 is taken from the cache, so
+// that an unlimited user costs no query.
+func (c *resolveCache) quotaUsage(userID int64, load func() (quota, used int64, err error)) (quota, used int64, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.q[userID]; ok && time.Since(e.at) < resolveTTL {
-		return e.bytes, c.gen, true
+	quota, ok := lookup(c.q, userID)
+	gen := c.gen
+	c.mu.Unlock()
+	if ok && quota == 0 {
+		return 0, 0, nil
 	}
-	return 0, c.gen, false
-}
-
-func (c *resolveCache) putQuota(userID, bytes int64, gen uint64) {
+	if quota, used, err = load(); err != nil {
+		return 0, 0, err
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
+	if gen == c.gen {
+		keep(&c.q, userID, quota)
 	}
-	if c.q == nil || len(c.q) >= resolveMax {
-		c.q = make(map[int64]resolvedQuota)
-	}
-	c.q[userID] = resolvedQuota{bytes: bytes, at: time.Now()}
+	c.mu.Unlock()
+	return quota, used, nil
 }
 
 // writeAccounts is write for changes that can alter what Resolve answers.
