@@ -24,16 +24,7 @@ type dovecotServer struct {
 }
 
 func startDovecot(dir string) (*dovecotServer, error) {
-	bin, err := exec.LookPath("dovecot")
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	run := filepath.Join(dir, "run")
-	for _, d := range []string{run, filepath.Join(dir, "home")} {
+	for _, d := range []string{filepath.Join(dir, "run"), filepath.Join(dir, "home")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -48,6 +39,25 @@ func startDovecot(dir string) (*dovecotServer, error) {
 		return nil, err
 	}
 	passwd := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", user, pass, uid, gid, filepath.Join(dir, "home"))
+	return launchDovecot(dir, uid, gid, passwd, "mail_location = maildir:"+dir+"/Maildir\n")
+}
+
+// launchDovecot writes passwd (passwd-file lines) and dovecot.conf under
+// dir, with the settings every run shares plus mail (the mail_location and
+// whatever else the run needs), starts Dovecot and waits for it to listen.
+func launchDovecot(dir string, uid, gid int, passwd, mail string) (*dovecotServer, error) {
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	run := filepath.Join(dir, "run")
+	if err := os.MkdirAll(filepath.Join(run, "state"), 0o755); err != nil {
+		return nil, err
+	}
 	// The auth process runs as the dovecot user: it must reach the file.
 	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644); err != nil {
 		return nil, err
@@ -71,8 +81,7 @@ first_valid_uid = %[3]d
 first_valid_gid = %[4]d
 default_login_user = dovenull
 default_internal_user = dovecot
-mail_location = maildir:%[2]s/Maildir
-passdb {
+%[6]spassdb {
   driver = passwd-file
   args = username_format=%%u %[2]s/passwd
 }
@@ -97,12 +106,11 @@ service pop3-login {
     port = 0
   }
 }
-`, run, dir, uid, gid, port)
+`, run, dir, uid, gid, port, mail)
 	cf := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	os.MkdirAll(filepath.Join(run, "state"), 0o755)
 	cmd := exec.Command(bin, "-F", "-c", cf)
 	if err := cmd.Start(); err != nil {
 		return nil, err
