@@ -381,16 +381,7 @@ func tickCPU(pids []int) time.Duration {
 
 // pssKB is the proportional set size of a process: shared pages (Dovecot's
 // processes share their libraries) are split among their users.
-func pssKB(pid int) int64 {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "smaps_rollup"))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
+func pssKB(pid int) int64 { return procKB(pid, "smaps_rollup", "Pss:") }
 
 // comms counts the processes by name: "imap×10 log×1 ...".
 func comms(pids []int) string {

@@ -32,10 +32,13 @@ func procStat(pid int) (cpu time.Duration, ppid int, comm string, ok bool) {
 }
 
 // rssKB is the resident set of a process in KiB.
-func rssKB(pid int) int64 {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+func rssKB(pid int) int64 { return procKB(pid, "status", "VmRSS:") }
+
+// procKB reads the "key   N kB" line of /proc/PID/file; 0 when missing.
+func procKB(pid int, file, key string) int64 {
+	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), file))
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, key); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n
 		}
