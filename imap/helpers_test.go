@@ -66,6 +66,21 @@ func (e *env) client(t *testing.T, h *imapclient.UnilateralDataHandler) *imapcli
 	return c
 }
 
+// existsClient is a logged-in client whose untagged EXISTS counts arrive on
+// the channel (buffered: n of them).
+func (e *env) existsClient(t *testing.T, n int) (*imapclient.Client, <-chan uint32) {
+	t.Helper()
+	exists := make(chan uint32, n)
+	c := e.client(t, &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	})
+	return c, exists
+}
+
 func selectBox(t *testing.T, c *imapclient.Client, name string) *imap.SelectData {
 	t.Helper()
 	d, err := c.Select(name, nil).Wait()

@@ -409,14 +409,7 @@ func TestTwoSessionsSeeEachOther(t *testing.T) {
 
 func TestIdleGetsDeliveryWithinASecond(t *testing.T) {
 	e := start(t, nil)
-	exists := make(chan uint32, 10)
-	c := e.client(t, &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	})
+	c, exists := e.existsClient(t, 10)
 	selectBox(t, c, "INBOX")
 	idle, err := c.Idle()
 	if err != nil {

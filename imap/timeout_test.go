@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2/imapclient"
-
 	"pombo/config"
 )
 
@@ -248,14 +246,7 @@ func TestIdleOutlastsAutologout(t *testing.T) {
 	t.Parallel()
 	const autologout, idle = 2 * time.Second, 6 * time.Second
 	e := start(t, timeouts(0, autologout, idle))
-	exists := make(chan uint32, 4)
-	c := e.client(t, &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	})
+	c, exists := e.existsClient(t, 4)
 	selectBox(t, c, "INBOX")
 	t0 := time.Now()
 	cmd, err := c.Idle()
