@@ -18,7 +18,7 @@ import (
 // fetchBatch bounds the messages whose header sections are read at once.
 const fetchBatch = 256
 
-// rowBatch bounds the rows eachRowOf reads from storage at once. Each batch
+// rowBatch bounds the rows eachRow reads from storage at once. Each batch
 // is a query to set up: with 256, that was ~18% of storage's share of
 // FETCH 1:* (ENVELOPE) on 100,000 messages, ~5% with 1024; 1024 rows of
 // stored ENVELOPE and BODYSTRUCTURE stay within a few MB.
@@ -71,7 +71,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		return nil
 	}
 	hc := s.newHeaderCache(o, uids)
-	return s.eachRowOf(sel.id, uids, seqs, what, "fetch", func(seq uint32, row *storage.FetchRow) error {
+	return s.eachRow(sel.id, uids, seqs, what, "fetch", func(seq uint32, row *storage.FetchRow) error {
 		_, changed := seen[row.UID]
 		withFlags := o.Flags || changed
 		var flags []imap.Flag
@@ -106,20 +106,10 @@ func fetchFields(o *imap.FetchOptions) storage.FetchFields {
 	return what
 }
 
-// eachRow reads the rows of uids from storage in batches and calls fn with
-// each row and its sequence number (seqs[i] is that of uids[i]); UIDs
-// expunged meanwhile are skipped. Rows have every field of storage.Message,
-// and the parse too with needMeta.
-func (s *session) eachRow(mailboxID int64, uids, seqs []uint32, needMeta bool, op string, fn func(seq uint32, row *storage.FetchRow) error) error {
-	what := storage.FetchMessage
-	if needMeta {
-		what |= storage.FetchEnvelope | storage.FetchBody
-	}
-	return s.eachRowOf(mailboxID, uids, seqs, what, op, fn)
-}
-
-// eachRowOf is eachRow reading only the fields in what.
-func (s *session) eachRowOf(mailboxID int64, uids, seqs []uint32, what storage.FetchFields, op string, fn func(seq uint32, row *storage.FetchRow) error) error {
+// eachRow reads the rows of uids from storage in batches, with the fields
+// in what, and calls fn with each row and its sequence number (seqs[i] is
+// that of uids[i]); UIDs expunged meanwhile are skipped.
+func (s *session) eachRow(mailboxID int64, uids, seqs []uint32, what storage.FetchFields, op string, fn func(seq uint32, row *storage.FetchRow) error) error {
 	for i := 0; i < len(uids); i += rowBatch {
 		j := min(i+rowBatch, len(uids))
 		rows, err := s.srv.opts.Store.FetchRowsOf(s.ctx, mailboxID, uids[i:j], what)

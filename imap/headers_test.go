@@ -91,7 +91,7 @@ func TestHeaderFieldsExact(t *testing.T) {
 	for _, m := range all {
 		uids = append(uids, uint32(m.UID))
 	}
-	rows, err := st.FetchRows(context.Background(), mb.ID, uids, false)
+	rows, err := st.FetchRowsOf(context.Background(), mb.ID, uids, storage.FetchMessage)
 	if err != nil || len(rows) != len(all) {
 		t.Fatalf("%d rows, %v", len(rows), err)
 	}

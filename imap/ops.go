@@ -38,7 +38,7 @@ func (s *session) Store(w *imapserver.FetchWriter, set imap.NumSet, f *imap.Stor
 	}
 	// RFC 9051 §6.4.6: the new flags of every message named.
 	_, isUID := set.(imap.UIDSet)
-	return s.eachRow(sel.id, uids, seqs, false, "store", func(seq uint32, row *storage.FetchRow) error {
+	return s.eachRow(sel.id, uids, seqs, storage.FetchFlags, "store", func(seq uint32, row *storage.FetchRow) error {
 		rw := w.CreateMessage(seq)
 		if isUID {
 			rw.WriteUID(imap.UID(row.UID))

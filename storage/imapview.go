@@ -117,16 +117,6 @@ const (
 // query reads the covering range and filters in Go.
 const maxRangeTerms = 64
 
-// FetchRows reads every field of the messages of a mailbox with the given
-// UIDs, with their parse when meta is true; see FetchRowsOf.
-func (s *Store) FetchRows(ctx context.Context, mailboxID int64, uids []uint32, meta bool) ([]FetchRow, error) {
-	what := FetchMessage
-	if meta {
-		what |= FetchEnvelope | FetchBody
-	}
-	return s.FetchRowsOf(ctx, mailboxID, uids, what)
-}
-
 // fetchSelect returns the SELECT ... FROM of FetchRowsOf, its columns in
 // the order FetchRowsOf scans them.
 func fetchSelect(what FetchFields) string {
