@@ -167,6 +167,9 @@ type EnqueueOptions struct {
 	// SMTPUTF8: the client used SMTPUTF8 (RFC 6531) in MAIL FROM; the next
 	// hop must support it, or the message bounces.
 	SMTPUTF8 bool
+	// Prefix is trace header lines (CRLF terminated) sent in front of the
+	// message, e.g. its Received: line.
+	Prefix []byte
 }
 
 // Enqueue stores a message for delivery to remote recipients and returns its
@@ -176,20 +179,42 @@ type EnqueueOptions struct {
 // sender is the envelope sender ("" only for bounces), userID the
 // submitting user (0 for none). r is read to its end.
 func (q *Queue) Enqueue(ctx context.Context, sender string, userID int64, recipients []string, r io.Reader, opts EnqueueOptions) (int64, error) {
+	c := q.copyFor(ctx, sender, userID, recipients, opts)
+	id, err := q.st.Enqueue(ctx, sender, userID, recipients, r, c.Options)
+	if err != nil {
+		return 0, err
+	}
+	q.queued(id, sender, recipients)
+	return id, nil
+}
+
+// DeliverAndEnqueue stores a message in the mailboxes of local recipients
+// and queues it for remote ones, as Enqueue does, in one transaction: when
+// it fails, neither the local copies nor the queued one were stored.
+func (q *Queue) DeliverAndEnqueue(ctx context.Context, r io.Reader, local []storage.Recipient, sender string, userID int64, remote []string, opts EnqueueOptions) (int64, error) {
+	c := q.copyFor(ctx, sender, userID, remote, opts)
+	if _, err := q.st.Deliver(ctx, r, local, storage.DeliverOptions{Queue: c}); err != nil {
+		return 0, err
+	}
+	q.queued(c.ID, sender, remote)
+	return c.ID, nil
+}
+
+func (q *Queue) copyFor(ctx context.Context, sender string, userID int64, recipients []string, opts EnqueueOptions) *storage.QueueCopy {
 	utf8 := opts.SMTPUTF8 || !isASCII(sender)
 	for _, rc := range recipients {
 		utf8 = utf8 || !isASCII(rc)
 	}
-	id, err := q.st.Enqueue(ctx, sender, userID, recipients, r, storage.EnqueueOptions{
+	return &storage.QueueCopy{Sender: sender, UserID: userID, Recipients: recipients, Options: storage.EnqueueOptions{
 		SMTPUTF8: utf8,
+		Prefix:   opts.Prefix,
 		Sign:     q.signer(ctx, sender),
-	})
-	if err != nil {
-		return 0, err
-	}
+	}}
+}
+
+func (q *Queue) queued(id int64, sender string, recipients []string) {
 	q.log.Info("queued", "queue_id", id, "from", sender, "rcpts", len(recipients))
 	q.kick()
-	return id, nil
 }
 
 // Kick makes the workers look at the queue now (e.g. after `pombo queue

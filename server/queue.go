@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -57,7 +56,12 @@ type queueEnqueuer struct{ q *queue.Queue }
 var _ smtp.Enqueuer = queueEnqueuer{}
 
 func (e queueEnqueuer) Enqueue(ctx context.Context, from string, to []string, prefix []byte, r io.Reader) error {
-	_, err := e.q.Enqueue(ctx, from, 0, to, io.MultiReader(bytes.NewReader(prefix), r), queue.EnqueueOptions{})
+	_, err := e.q.Enqueue(ctx, from, 0, to, r, queue.EnqueueOptions{Prefix: prefix})
+	return err
+}
+
+func (e queueEnqueuer) DeliverAndEnqueue(ctx context.Context, r io.Reader, local []storage.Recipient, from string, to []string, prefix []byte) error {
+	_, err := e.q.DeliverAndEnqueue(ctx, r, local, from, 0, to, queue.EnqueueOptions{Prefix: prefix})
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"pombo/config"
 	"pombo/queue"
 	"pombo/smtp"
+	"pombo/storage"
 )
 
 // submissionService is the one submission server shared by the 587 and 465
@@ -60,5 +61,10 @@ type queueSubmitter struct{ q *queue.Queue }
 
 func (e queueSubmitter) Submit(ctx context.Context, from string, userID int64, to []string, smtputf8 bool, r io.Reader) error {
 	_, err := e.q.Enqueue(ctx, from, userID, to, r, queue.EnqueueOptions{SMTPUTF8: smtputf8})
+	return err
+}
+
+func (e queueSubmitter) DeliverAndSubmit(ctx context.Context, r io.Reader, local []storage.Recipient, from string, userID int64, to []string, smtputf8 bool, prefix []byte) error {
+	_, err := e.q.DeliverAndEnqueue(ctx, r, local, from, userID, to, queue.EnqueueOptions{SMTPUTF8: smtputf8, Prefix: prefix})
 	return err
 }

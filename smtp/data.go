@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -28,7 +27,7 @@ func (se *session) Data(r io.Reader) error {
 	defer done()
 	tr := se.trace(t)
 	dr := newDataReader(r, se.s.opts.Limits.MaxLineLength, se.c.readFailed.Load)
-	err = se.store(dr, t, tr)
+	err = safely(func() error { return se.store(dr, t, tr) })
 	size := dr.n
 	e, result, ok := se.outcome(dr, err, t)
 	se.c.logData(t.from, t.rcpts, size, result, ok)
@@ -112,75 +111,32 @@ func localRecipients(t *txn, tr *trace) []storage.Recipient {
 }
 
 // store delivers the message to the local targets with one storage.Deliver
-// call, and hands it to the Enqueuer for the remote ones.
+// call, and hands it to the Enqueuer for the remote ones; for both, in one
+// transaction.
 func (se *session) store(r io.Reader, t *txn, tr *trace) error {
 	ctx := context.Background()
 	rcpts := localRecipients(t, tr)
-	deliver := func(r io.Reader) error {
+	prefix := []byte(tr.received(""))
+	switch {
+	case len(t.remote) == 0:
 		_, err := se.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
 		return err
+	case len(rcpts) == 0:
+		return se.s.opts.Enqueuer.Enqueue(ctx, t.from, t.remote, prefix, r)
 	}
-	if len(t.remote) == 0 {
-		return deliver(r)
-	}
-	enqueue := func(r io.Reader) error {
-		return se.s.opts.Enqueuer.Enqueue(ctx, t.from, t.remote, []byte(tr.received("")), r)
-	}
-	if len(rcpts) == 0 {
-		return enqueue(r)
-	}
-	return fanOut(r, deliver, enqueue)
+	return se.s.opts.Enqueuer.DeliverAndEnqueue(ctx, r, rcpts, t.from, t.remote, prefix)
 }
 
-// fanOut streams r to two consumers at once, each reading its own pipe. When
-// r or either consumer fails, the other one sees its stream end in that
-// error, so it stores nothing. If one consumer commits and the other fails
-// afterwards, the error is returned all the same (the client retries, and
-// the first copy may be delivered twice: better than lost).
-func fanOut(r io.Reader, a, b func(io.Reader) error) error {
-	ra, wa := io.Pipe()
-	rb, wb := io.Pipe()
-	var ea, eb error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		ea = safely(a, ra)
-		ra.CloseWithError(orDone(ea))
-	}()
-	go func() {
-		defer wg.Done()
-		eb = safely(b, rb)
-		rb.CloseWithError(orDone(eb))
-	}()
-	_, err := io.Copy(io.MultiWriter(wa, wb), r)
-	wa.CloseWithError(err)
-	wb.CloseWithError(err)
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	return errors.Join(ea, eb)
-}
-
-var errConsumerDone = errors.New("consumer stopped reading")
-
-// safely runs f in a goroutine of ours, where go-smtp's recover does not
-// reach: a panic becomes an error of this message instead of a crash.
-func safely(f func(io.Reader) error, r io.Reader) (err error) {
+// safely calls store, turning a panic into an error of this message: for
+// BDAT, go-smtp runs Data in a goroutine of its own, where no recover
+// reaches, and a panic there would end the whole server.
+func safely(store func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return f(r)
-}
-
-func orDone(err error) error {
-	if err == nil {
-		return errConsumerDone
-	}
-	return err
+	return store()
 }
 
 // outcome turns the end of a message into its reply and log result. A

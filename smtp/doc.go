@@ -13,13 +13,14 @@
 //   - session.go: the go-smtp Session: MAIL/RCPT bookkeeping, error
 //     counting, limits; asks the policy at MAIL and RCPT.
 //   - data.go, datareader.go: DATA and BDAT: the bare CR/LF and line length
-//     checks, the trace headers, one storage.Deliver call (and the outbound
-//     Enqueuer for remote targets), the reply.
+//     checks, the trace headers, one storage.Deliver call (through the
+//     Enqueuer, in the same transaction as the queued copy, when there are
+//     remote targets too), the reply.
 //   - trace.go: Return-Path, Delivered-To and Received.
 //   - inbound.go: the port 25 policy; enqueue.go: the Enqueuer interface.
 //   - submission.go: the port 587/465 policy (AUTH, sender ownership,
 //     hourly limit); submission_data.go: its DATA (From: check, Message-ID
-//     and Date added, local copies and the queue's in parallel).
+//     and Date added, local copies and the queue's in one transaction).
 //
 // A submission server is another policy (AUTH, sender checks) handed to
 // newServer; its session sets session.authUser so that Received says
@@ -27,7 +28,9 @@
 //
 // Invariants:
 //   - 250 after DATA/BDAT is sent only after storage.Deliver (and Enqueue)
-//     returned, that is once the message is durable.
+//     returned, that is once the message is durable. The local copies and
+//     the queued one are one transaction: a failure stores neither, so the
+//     client's retry makes no second local copy.
 //   - A message whose data holds a bare CR or bare LF, or a line longer than
 //     Limits.MaxLineLength octets (CRLF included), is refused and the
 //     connection is closed right after the reply: no byte that follows is

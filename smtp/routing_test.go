@@ -90,8 +90,10 @@ func startDirect(t testing.TB, enq smtp.Enqueuer) *direct {
 	return d
 }
 
-// fakeQueue records what it is handed.
+// fakeQueue records what it is handed, and stores the local copies of
+// DeliverAndEnqueue in st when it does not fail.
 type fakeQueue struct {
+	st        *storage.Store
 	mu        sync.Mutex
 	calls     []queued
 	fail      error // returned after reading the whole message
@@ -124,6 +126,15 @@ func (q *fakeQueue) Enqueue(_ context.Context, from string, to []string, prefix 
 	defer q.mu.Unlock()
 	q.calls = append(q.calls, queued{from, to, string(prefix), string(b)})
 	return nil
+}
+
+func (q *fakeQueue) DeliverAndEnqueue(ctx context.Context, r io.Reader, local []storage.Recipient, from string, to []string, prefix []byte) error {
+	var b bytes.Buffer
+	if err := q.Enqueue(ctx, from, to, prefix, io.TeeReader(r, &b)); err != nil {
+		return err
+	}
+	_, err := q.st.Deliver(ctx, &b, local, storage.DeliverOptions{})
+	return err
 }
 
 func (q *fakeQueue) queued() []queued {
@@ -289,6 +300,7 @@ func TestForwardingWithoutQueueIsRefused(t *testing.T) {
 func TestForwardingWithQueue(t *testing.T) {
 	q := &fakeQueue{}
 	d := startDirect(t, q)
+	q.st = d.st
 	ctx := context.Background()
 	if err := d.st.AddAlias(ctx, "fwd@example.test", []string{"alice@example.test", "friend@elsewhere.test"}); err != nil {
 		t.Fatal(err)
@@ -345,11 +357,14 @@ func TestForwardingWithQueue(t *testing.T) {
 		t.Fatalf("local copy stored although the queue panicked")
 	}
 	q.panics = false
-	// When it fails at the very end, the client is still told to retry
-	// (the local copy may then arrive twice: better than lost).
+	// When it fails at the very end, the client is told to retry, and
+	// nothing was stored locally on the side: the retry makes no second copy.
 	q.failEarly, q.fail = nil, io.ErrShortWrite
 	if got := deliver(t, d.addr, "x@remote.test", []string{"fwd@example.test"}, shortBody); !strings.HasPrefix(got, "451 4.3.0") {
 		t.Fatalf("failing queue: %q", got)
+	}
+	if n, _, _ := d.st.BlobCount(ctx); n != before {
+		t.Fatalf("local copy stored although the queue failed")
 	}
 }
 
@@ -453,5 +468,22 @@ func TestForwardingThroughTheQueue(t *testing.T) {
 	}
 	if len(q) != 1 || q[0].Sender != "x@remote.test" || len(q[0].Recipients) != 1 || q[0].Recipients[0].Address != "friend@elsewhere.test" || q[0].Subject != "fwd" {
 		t.Fatalf("queue: %+v", q)
+	}
+	// One transaction stored both, with one blob: the queued copy is its
+	// own Received: line and the message, without alice's trace lines.
+	if n, _, err := e.srv.Store.BlobCount(ctx); err != nil || n != 1 {
+		t.Fatalf("%d blobs (%v), want one shared by both copies", n, err)
+	}
+	r, err := e.srv.Store.OpenQueued(ctx, q[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace, body := splitTrace(sent)
+	if string(body) != "Subject: fwd\r\n\r\nhi\r\n" || !bytes.HasPrefix(trace, []byte("Received: from client.example")) || bytes.Contains(trace, []byte("Delivered-To")) {
+		t.Fatalf("queued copy:\n%s", sent)
 	}
 }

@@ -21,6 +21,10 @@ import (
 // only once the queue entry is durable; on error nothing is queued.
 type Submitter interface {
 	Submit(ctx context.Context, from string, userID int64, to []string, smtputf8 bool, r io.Reader) error
+	// DeliverAndSubmit stores the message in the mailboxes of local and
+	// queues it for to, with prefix in front of the queued copy only, in one
+	// transaction: on error, neither is stored.
+	DeliverAndSubmit(ctx context.Context, r io.Reader, local []storage.Recipient, from string, userID int64, to []string, smtputf8 bool, prefix []byte) error
 }
 
 // SubmissionOptions configure the submission server (ports 587 and 465).

@@ -53,7 +53,7 @@ func (ss *subSession) Data(r io.Reader) error {
 	if refusal == nil && err == nil {
 		added := completeHeader(hdr, tr, se.s.opts.Hostname)
 		body := io.MultiReader(bytes.NewReader(added), bytes.NewReader(hdr), br)
-		err = ss.store(body, t, tr)
+		err = safely(func() error { return ss.store(body, t, tr) })
 	}
 	size := dr.n
 	var e error
@@ -163,23 +163,17 @@ func completeHeader(hdr []byte, tr *trace, host string) []byte {
 }
 
 // store delivers the local copies with one storage.Deliver call and queues
-// the remote one with one Submit call, at the same time.
+// the remote one, in one transaction when there are both.
 func (ss *subSession) store(r io.Reader, t *txn, tr *trace) error {
 	ctx := context.Background()
 	rcpts := localRecipients(t, tr)
-	deliver := func(r io.Reader) error {
-		_, err := ss.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
-		return err
-	}
-	enqueue := func(r io.Reader) error {
-		rcv := strings.NewReader(tr.received(""))
-		return ss.p.queue.Submit(ctx, t.from, ss.userID, t.remote, t.utf8, io.MultiReader(rcv, r))
-	}
+	received := tr.received("")
 	switch {
 	case len(t.remote) == 0:
-		return deliver(r)
+		_, err := ss.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
+		return err
 	case len(rcpts) == 0:
-		return enqueue(r)
+		return ss.p.queue.Submit(ctx, t.from, ss.userID, t.remote, t.utf8, io.MultiReader(strings.NewReader(received), r))
 	}
-	return fanOut(r, deliver, enqueue)
+	return ss.p.queue.DeliverAndSubmit(ctx, r, rcpts, t.from, ss.userID, t.remote, t.utf8, []byte(received))
 }

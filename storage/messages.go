@@ -101,6 +101,11 @@ type DeliverOptions struct {
 	Keywords     []string
 	// IgnoreQuota lets system messages (bounces) in over quota.
 	IgnoreQuota bool
+	// Queue, when set, also queues the message for remote recipients, in
+	// the transaction that stores the local copies and with the same blob:
+	// either the local copies and the queued one are all stored, or none
+	// is, so a client told to retry never makes a second local copy.
+	Queue *QueueCopy
 }
 
 // Delivery says where one recipient's copy landed.
@@ -119,11 +124,24 @@ func (s *Store) Deliver(ctx context.Context, r io.Reader, rcpts []Recipient, opt
 	if len(rcpts) == 0 {
 		return nil, errors.New("deliver: no recipients")
 	}
+	var queued []string
+	if q := opts.Queue; q != nil {
+		var err error
+		if queued, err = q.check(); err != nil {
+			return nil, fmt.Errorf("deliver: queue: %w", err)
+		}
+	}
 	sp, err := s.spool(r)
 	if err != nil {
 		return nil, fmt.Errorf("deliver: %w", err)
 	}
 	defer sp.close()
+	var qprefix []byte
+	if q := opts.Queue; q != nil {
+		if qprefix, err = q.prefix(sp); err != nil {
+			return nil, fmt.Errorf("deliver: queue: %w", err)
+		}
+	}
 	date := opts.InternalDate
 	if date.IsZero() {
 		date = time.Now()
@@ -156,9 +174,15 @@ func (s *Store) Deliver(ctx context.Context, r io.Reader, rcpts []Recipient, opt
 			}
 			out = append(out, *d)
 		}
-		return nil
+		if q := opts.Queue; q != nil {
+			q.ID, err = q.insert(tx, blobID, qprefix, queued)
+		}
+		return err
 	})
 	if err != nil {
+		if opts.Queue != nil {
+			opts.Queue.ID = 0
+		}
 		return nil, err
 	}
 	return out, nil

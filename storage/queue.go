@@ -39,11 +39,16 @@ type EnqueueOptions struct {
 	// SMTPUTF8 records that the message needs the SMTPUTF8 extension
 	// (RFC 6531) from the next hop.
 	SMTPUTF8 bool
+	// Prefix is header lines (each ending in CRLF) sent in front of the
+	// message, and stored apart from it: e.g. the Received: line of the
+	// queued copy, when the local copies of the message have their own.
+	Prefix []byte
 	// Sign, when set, is called once the message has been read and parsed,
-	// before it is stored, with the message exactly as it will be stored
-	// (line ends normalised to CRLF) and its parsed envelope. The header
-	// lines it returns (each ending in CRLF) are stored in front of the
-	// message, e.g. a DKIM-Signature. An error fails the Enqueue.
+	// before it is stored, with the message exactly as it will be sent
+	// after the signature (Prefix, then the message with line ends
+	// normalised to CRLF) and the parsed envelope of the message. The
+	// header lines it returns (each ending in CRLF) are stored in front of
+	// it all, e.g. a DKIM-Signature. An error fails the Enqueue.
 	Sign func(msg io.Reader, env *Envelope) ([]byte, error)
 }
 
@@ -90,45 +95,82 @@ const maxQueueRecipients = 10000
 // sender is the envelope sender ("" for a bounce); userID the submitting
 // user (0 for none).
 func (s *Store) Enqueue(ctx context.Context, sender string, userID int64, recipients []string, r io.Reader, opts EnqueueOptions) (int64, error) {
-	rcpts, err := queueRecipients(recipients)
+	q := &QueueCopy{Sender: sender, UserID: userID, Recipients: recipients, Options: opts}
+	rcpts, err := q.check()
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
-	}
-	if strings.ContainsAny(sender, "\r\n<> \t") || len(sender) > 320 {
-		return 0, fmt.Errorf("enqueue: %w: sender %q", ErrBadAddress, sender)
 	}
 	sp, err := s.spool(r)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
 	defer sp.close()
-	var prefix []byte
-	if opts.Sign != nil {
-		prefix, err = opts.Sign(sp.reader(), &sp.parsed.Envelope)
-		if err != nil {
-			return 0, fmt.Errorf("enqueue: sign: %w", err)
-		}
+	prefix, err := q.prefix(sp)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
 	}
-	if prefix == nil {
-		prefix = []byte{}
-	}
-	var id int64
 	err = s.write(ctx, func(tx *Tx) error {
 		blobID, err := insertBlob(tx, sp)
 		if err != nil {
 			return err
 		}
-		var uid any
-		if userID != 0 {
-			uid = userID
-		}
-		id, err = insertQueued(tx, uid, sender, blobID, prefix, opts.SMTPUTF8, rcpts)
+		q.ID, err = q.insert(tx, blobID, prefix, rcpts)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	return id, nil
+	return q.ID, nil
+}
+
+// QueueCopy is the part of a delivery that goes to the outbound queue
+// (DeliverOptions.Queue): one queued message for the remote recipients,
+// sharing the blob of the local copies.
+type QueueCopy struct {
+	Sender     string // envelope sender, "" for a bounce
+	UserID     int64  // the submitting user, 0 for none
+	Recipients []string
+	Options    EnqueueOptions
+	// ID is set by Deliver once the copy is durable: its queue id.
+	ID int64
+}
+
+// check validates the addresses before anything is read or stored, and
+// returns the recipients without duplicates.
+func (q *QueueCopy) check() ([]string, error) {
+	rcpts, err := queueRecipients(q.Recipients)
+	if err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(q.Sender, "\r\n<> \t") || len(q.Sender) > 320 {
+		return nil, fmt.Errorf("%w: sender %q", ErrBadAddress, q.Sender)
+	}
+	return rcpts, nil
+}
+
+// prefix returns what the queued copy holds in front of the spooled message:
+// the signature, if any, then Options.Prefix.
+func (q *QueueCopy) prefix(sp *spooled) ([]byte, error) {
+	prefix := q.Options.Prefix
+	var sig []byte
+	if q.Options.Sign != nil {
+		var err error
+		sig, err = q.Options.Sign(io.MultiReader(bytes.NewReader(prefix), sp.reader()), &sp.parsed.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+	}
+	// Never nil: the column is NOT NULL.
+	out := make([]byte, 0, len(sig)+len(prefix))
+	return append(append(out, sig...), prefix...), nil
+}
+
+func (q *QueueCopy) insert(tx *Tx, blobID int64, prefix []byte, rcpts []string) (int64, error) {
+	var uid any
+	if q.UserID != 0 {
+		uid = q.UserID
+	}
+	return insertQueued(tx, uid, q.Sender, blobID, prefix, q.Options.SMTPUTF8, rcpts)
 }
 
 func insertQueued(tx *Tx, userID any, sender string, blobID int64, prefix []byte, smtputf8 bool, rcpts []string) (int64, error) {

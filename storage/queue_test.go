@@ -190,3 +190,119 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		t.Fatal("a refused Enqueue left a blob")
 	}
 }
+
+// A delivery with local and remote recipients stores both parts in one
+// transaction, with one blob, or neither: a client told to retry must not
+// find a first local copy left behind.
+func TestDeliverWithQueueCopy(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	alice := addUser(t, s, "alice@example.test")
+	bob := addUser(t, s, "bob@example.test")
+	msg := testMessage(7, 5000)
+	received := []byte("Received: from client\r\n\tby mx; Mon, 02 Jan 2006 15:04:05 +0000\r\n")
+	var signed []byte
+	q := &QueueCopy{Sender: "alice@example.test", UserID: alice.ID, Recipients: []string{"x@remote.test", "y@REMOTE.test", "x@remote.test"},
+		Options: EnqueueOptions{Prefix: received, Sign: func(m io.Reader, env *Envelope) ([]byte, error) {
+			b, err := io.ReadAll(m)
+			signed = b
+			if env.Subject != "message 7" {
+				t.Errorf("Sign got envelope %+v", env)
+			}
+			return []byte("X-Sig: 1\r\n"), err
+		}}}
+	local := []Recipient{{UserID: bob.ID, Prefix: []byte("Delivered-To: bob@example.test\r\n")}}
+	ds, err := s.Deliver(ctx, bytes.NewReader(msg), local, DeliverOptions{Queue: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || q.ID == 0 {
+		t.Fatalf("deliveries %+v, queue id %d", ds, q.ID)
+	}
+	if !bytes.Equal(signed, append(append([]byte{}, received...), msg...)) {
+		t.Fatalf("Sign saw:\n%s", signed)
+	}
+	if got := readAll(t, s, ds[0].MessageID); !bytes.Equal(got, append([]byte("Delivered-To: bob@example.test\r\n"), msg...)) {
+		t.Fatalf("local copy:\n%s", got)
+	}
+	r, err := s.OpenQueued(ctx, q.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := io.ReadAll(r)
+	if want := append(append([]byte("X-Sig: 1\r\n"), received...), msg...); !bytes.Equal(sent, want) {
+		t.Fatalf("queued copy:\n%s", sent)
+	}
+	item, err := s.QueueItem(ctx, q.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if item.UserID != alice.ID || len(item.Recipients) != 2 || item.Recipients[1].Address != "y@remote.test" || item.Size != int64(len(sent)) {
+		t.Fatalf("queued: %+v", item)
+	}
+	if n := blobCount(t, s); n != 1 {
+		t.Fatalf("%d blobs, want one shared by both copies", n)
+	}
+	// The blob outlives the queue entry while bob keeps his copy.
+	due, _ := s.DueRecipients(ctx, time.Now(), 10)
+	var ids []int64
+	for _, d := range due {
+		ids = append(ids, d.ID)
+	}
+	if _, err := s.MarkSending(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, ids, Attempt{StatusCode: "2.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, ds[0].MessageID); !bytes.Equal(got, append([]byte("Delivered-To: bob@example.test\r\n"), msg...)) {
+		t.Fatal("local copy damaged once the queued one was sent")
+	}
+
+	inbox := func() int {
+		mb, err := s.MailboxByName(ctx, bob.ID, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(mb.Messages)
+	}
+	queued := func() int {
+		l, err := s.QueueList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l)
+	}
+	before, beforeQ, beforeBlobs := inbox(), queued(), blobCount(t, s)
+	fails := []struct {
+		name  string
+		local []Recipient
+		q     QueueCopy
+	}{
+		{"signer fails", local, QueueCopy{Sender: "alice@example.test", Recipients: []string{"x@remote.test"},
+			Options: EnqueueOptions{Sign: func(io.Reader, *Envelope) ([]byte, error) { return nil, errors.New("no key") }}}},
+		{"bad remote address", local, QueueCopy{Sender: "alice@example.test", Recipients: []string{"x@remote.test", "no-at-sign"}}},
+		{"smuggled sender", local, QueueCopy{Sender: "a@example.test>\r\nRCPT TO:<z@evil.test", Recipients: []string{"x@remote.test"}}},
+		{"local mailbox gone", []Recipient{{UserID: bob.ID, MailboxID: 1 << 40}}, QueueCopy{Sender: "alice@example.test", Recipients: []string{"x@remote.test"}}},
+	}
+	for _, f := range fails {
+		q := f.q
+		if _, err := s.Deliver(ctx, bytes.NewReader(msg), f.local, DeliverOptions{Queue: &q}); err == nil {
+			t.Errorf("%s: delivered", f.name)
+		}
+		if q.ID != 0 || inbox() != before || queued() != beforeQ || blobCount(t, s) != beforeBlobs {
+			t.Errorf("%s: something was stored (queue id %d, inbox %d, queue %d, blobs %d)", f.name, q.ID, inbox(), queued(), blobCount(t, s))
+		}
+	}
+	// Over quota locally: nothing is queued either.
+	if err := s.SetQuota(ctx, bob.Address, 1); err != nil {
+		t.Fatal(err)
+	}
+	q2 := QueueCopy{Sender: "alice@example.test", Recipients: []string{"x@remote.test"}}
+	if _, err := s.Deliver(ctx, bytes.NewReader(msg), local, DeliverOptions{Queue: &q2}); !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("over quota: %v", err)
+	}
+	if queued() != beforeQ || blobCount(t, s) != beforeBlobs {
+		t.Fatal("over quota locally, but the remote copy was queued")
+	}
+}
