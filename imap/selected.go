@@ -124,7 +124,7 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 	}
 	// Events before the view was read are part of it.
 	s.sub.Drain()
-	v, err := s.srv.opts.Store.View(s.ctx, mb.ID)
+	v, err := s.srv.opts.Store.CachedView(s.ctx, mb.ID)
 	if err != nil {
 		return nil, s.storeError("select", err)
 	}
@@ -139,8 +139,23 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		gone:        make(map[uint32]bool),
 		echoed:      make(map[uint32]int64),
 	}
+	// Neighbours mostly carry the same flags and no keywords: at 100,000
+	// messages, interning each one was most of the cost of a SELECT.
+	prev, prevSet := storage.Flags(-1), uint32(0)
 	for i, f := range v.Flags {
-		sel.flags[i] = sel.sets.intern(f, v.Keywords[v.UIDs[i]])
+		var kws []string
+		if len(v.Keywords) > 0 {
+			kws = v.Keywords[v.UIDs[i]]
+		}
+		if kws == nil && f == prev {
+			sel.flags[i] = prevSet
+			continue
+		}
+		set := sel.sets.intern(f, kws)
+		if kws == nil {
+			prev, prevSet = f, set
+		}
+		sel.flags[i] = set
 	}
 	s.sel = sel
 	perm := append([]imap.Flag(nil), systemFlags...)

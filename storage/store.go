@@ -71,6 +71,7 @@ type Store struct {
 	hub    *hub
 
 	resolved resolveCache
+	views    viewCache // CachedView
 
 	commits atomic.Int64
 	ops     atomic.Int64

@@ -1,0 +1,407 @@
+package storage
+
+import (
+	"container/list"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultViewCacheMessages bounds the messages held by the view cache of a
+// Store, over all its mailboxes: about 12 bytes each (UID and flags), plus
+// the keywords of those that have some.
+const DefaultViewCacheMessages = 2_000_000
+
+// viewCache keeps the MailboxView of recently selected mailboxes, shared by
+// every session of the process, so that SELECT reads from the database only
+// what changed since the mailbox was last selected (CachedView).
+//
+// An entry is kept exact by the MODSEQ machinery: every change to a mailbox
+// takes its next HIGHESTMODSEQ and stamps the message with it, and an expunge
+// leaves a tombstone with its MODSEQ. So the rows with a MODSEQ above the
+// entry's HIGHESTMODSEQ are exactly those to apply to it.
+//
+// Locking: mu guards the map, the LRU list and the counts; an entry's own mu
+// guards its view, and is held while it is brought up to date and copied,
+// so SELECTs of different mailboxes do not wait for each other. mu is never
+// taken while waiting for an entry's mu.
+//
+// The bound is checked once a view is read: mailboxes read for the first
+// time at the same moment may hold more, until they are counted.
+type viewCache struct {
+	mu      sync.Mutex
+	max     int // messages over all entries; 0 means DefaultViewCacheMessages
+	total   int // messages counted in entries' size
+	entries map[int64]*viewEntry
+	lru     *list.List // of *viewEntry, most recently used first
+
+	// repairs counts views read again because the database did not continue
+	// them (rows changed without a MODSEQ, HIGHESTMODSEQ gone back): never,
+	// unless something writes behind storage's back.
+	repairs atomic.Int64
+}
+
+type viewEntry struct {
+	id   int64
+	elem *list.Element // nil once evicted (guarded by viewCache.mu)
+	size int           // messages counted in viewCache.total (guarded by viewCache.mu)
+
+	mu sync.Mutex
+	v  *cachedView // nil until loaded
+}
+
+// cachedView is a view and what checks it against the mailbox row.
+type cachedView struct {
+	MailboxView
+	unseen int64 // messages of the view without \Seen
+}
+
+// CachedView returns what View returns for the same database state, from a
+// process-wide cache that a call brings up to date from the changes made
+// since the previous one, read in one transaction with the mailbox row. The
+// view returned is the caller's, except the keyword lists, which are shared
+// with the cache and must not be modified in place.
+func (s *Store) CachedView(ctx context.Context, mailboxID int64) (*MailboxView, error) {
+	c := &s.views
+	e := c.acquire(mailboxID)
+	e.mu.Lock()
+	err := s.refreshView(ctx, e)
+	var out *MailboxView
+	size := -1 // dropped from the cache
+	if e.v != nil {
+		size = len(e.v.UIDs)
+		if err == nil {
+			out = e.v.clone()
+		}
+	}
+	e.mu.Unlock()
+	c.account(e, size)
+	return out, err
+}
+
+// acquire returns the entry of a mailbox, adding an empty one, and makes it
+// the most recently used.
+func (c *viewCache) acquire(id int64) *viewEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[int64]*viewEntry)
+		c.lru = list.New()
+	}
+	e := c.entries[id]
+	if e == nil {
+		e = &viewEntry{id: id}
+		e.elem = c.lru.PushFront(e)
+		c.entries[id] = e
+	} else {
+		c.lru.MoveToFront(e.elem)
+	}
+	return e
+}
+
+// account records that e now holds size messages (size < 0: drop it), then
+// evicts the least recently used entries while the cache holds too many. An
+// entry larger than the whole cache is dropped at once, and others kept.
+func (c *viewCache) account(e *viewEntry, size int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.elem == nil {
+		return // evicted while it was in use: the cache no longer counts it
+	}
+	limit := c.max
+	if limit <= 0 {
+		limit = DefaultViewCacheMessages
+	}
+	if size < 0 || size > limit {
+		c.evict(e)
+		return
+	}
+	c.total += size - e.size
+	e.size = size
+	for c.total > limit {
+		c.evict(c.lru.Back().Value.(*viewEntry))
+	}
+}
+
+// evict removes e from the cache. A caller still holding e finishes with it
+// and drops it.
+func (c *viewCache) evict(e *viewEntry) {
+	c.lru.Remove(e.elem)
+	e.elem = nil
+	delete(c.entries, e.id)
+	c.total -= e.size
+	e.size = 0
+}
+
+// stats returns how many mailboxes and messages the cache holds.
+func (c *viewCache) stats() (mailboxes, messages int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.total
+}
+
+// refreshView brings e.v to the current state of its mailbox, in one read
+// transaction. On an error e.v is either unchanged or nil.
+func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	m, err := scanMailbox(s.txQueryRow(ctx, tx, "SELECT "+mailboxCols+" FROM mailboxes WHERE id = ?", e.id))
+	if errors.Is(err, sql.ErrNoRows) {
+		e.v = nil
+		return fmt.Errorf("mailbox %d: %w", e.id, ErrNotFound)
+	} else if err != nil {
+		return err
+	}
+	old := e.v
+	// Another mailbox may have taken the id of a deleted one (SQLite reuses
+	// the largest rowid): its UIDVALIDITY differs, as UIDVALIDITY only grows.
+	same := old != nil && old.UIDValidity == m.UIDValidity && old.UserID == m.UserID
+	if !same || m.HighestModSeq < old.HighestModSeq {
+		if same {
+			s.views.repairs.Add(1) // HIGHESTMODSEQ went back
+		}
+		e.v = nil
+		v, err := s.loadView(ctx, tx, m)
+		if err != nil {
+			return err
+		}
+		e.v = v
+		return nil
+	}
+	if m.HighestModSeq == old.HighestModSeq {
+		if old.fits(m) {
+			old.Mailbox = *m // name, subscription, size
+			return nil
+		}
+	} else {
+		changed, expunged, err := s.readChanges(ctx, tx, e.id, old.HighestModSeq)
+		if err != nil {
+			return err
+		}
+		if old.apply(m, changed, expunged) {
+			return nil
+		}
+	}
+	// The rows do not fit the view: read it again.
+	s.views.repairs.Add(1)
+	e.v = nil
+	v, err := s.loadView(ctx, tx, m)
+	if err != nil {
+		return err
+	}
+	e.v = v
+	return nil
+}
+
+// loadView reads the whole view of mailbox m as View does, in tx.
+func (s *Store) loadView(ctx context.Context, tx *sql.Tx, m *Mailbox) (*cachedView, error) {
+	v := &cachedView{MailboxView: MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages), Flags: make([]Flags, 0, m.Messages)}}
+	rows, err := s.txQuery(ctx, tx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid", m.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var uid, flags intCol
+	var kw string
+	for rows.Next() {
+		if err := rows.Scan(&uid, &flags, &kw); err != nil {
+			return nil, err
+		}
+		u, f := uint32(uid.v), Flags(flags.v)
+		if f&FlagSeen == 0 {
+			v.unseen++
+			if v.FirstUnseenUID == 0 {
+				v.FirstUnseenUID = u
+			}
+		}
+		if kw != "" {
+			if v.Keywords == nil {
+				v.Keywords = make(map[uint32][]string)
+			}
+			v.Keywords[u] = splitKeywords(kw)
+		}
+		v.UIDs = append(v.UIDs, u)
+		v.Flags = append(v.Flags, f)
+	}
+	return v, rows.Err()
+}
+
+// fits reports whether the view agrees with the counters of its mailbox
+// row, which triggers keep in the same transactions as the rows: a change
+// made without a MODSEQ shows there.
+func (v *cachedView) fits(m *Mailbox) bool {
+	return int64(len(v.UIDs)) == m.Messages && v.unseen == m.Unseen
+}
+
+// viewRow is a message added or changed after the view's HIGHESTMODSEQ.
+type viewRow struct {
+	uid   uint32
+	flags Flags
+	kw    string
+}
+
+// readChanges reads, in tx, the messages and the tombstones of a mailbox
+// with a MODSEQ above modseq, each in ascending UID order.
+func (s *Store) readChanges(ctx context.Context, tx *sql.Tx, mailboxID, modseq int64) ([]viewRow, []uint32, error) {
+	rows, err := s.txQuery(ctx, tx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", mailboxID, modseq)
+	if err != nil {
+		return nil, nil, err
+	}
+	var changed []viewRow
+	var uid, flags intCol
+	var kw string
+	for rows.Next() {
+		if err := rows.Scan(&uid, &flags, &kw); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		changed = append(changed, viewRow{uid: uint32(uid.v), flags: Flags(flags.v), kw: kw})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	// Sorted here: with ORDER BY uid, SQLite walks every tombstone of the
+	// mailbox in its primary key rather than the few past modseq.
+	rows, err = s.txQuery(ctx, tx, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", mailboxID, modseq)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var expunged []uint32
+	for rows.Next() {
+		if err := rows.Scan(&uid); err != nil {
+			return nil, nil, err
+		}
+		expunged = append(expunged, uint32(uid.v))
+	}
+	slices.Sort(expunged)
+	return changed, expunged, rows.Err()
+}
+
+// apply brings v to the state of m given the rows changed and the UIDs
+// expunged after v's HIGHESTMODSEQ. It reports false when they do not fit v
+// (v is then left half-changed, to be read again).
+func (v *cachedView) apply(m *Mailbox, changed []viewRow, expunged []uint32) bool {
+	// Messages before from were \Seen and are unchanged: the first unseen
+	// one is not before it.
+	from := ^uint32(0)
+	if v.FirstUnseenUID != 0 {
+		from = v.FirstUnseenUID
+	}
+	for _, r := range changed {
+		from = min(from, r.uid)
+		if n := len(v.UIDs); n == 0 || r.uid > v.UIDs[n-1] {
+			// UIDs only grow: a new message comes after every other.
+			v.UIDs = append(v.UIDs, r.uid)
+			v.Flags = append(v.Flags, r.flags)
+		} else if i, ok := slices.BinarySearch(v.UIDs, r.uid); ok {
+			v.unseen -= unseen(v.Flags[i])
+			v.Flags[i] = r.flags
+		} else {
+			return false
+		}
+		v.unseen += unseen(r.flags)
+		if r.kw != "" {
+			if v.Keywords == nil {
+				v.Keywords = make(map[uint32][]string)
+			}
+			v.Keywords[r.uid] = splitKeywords(r.kw)
+		} else {
+			delete(v.Keywords, r.uid)
+		}
+	}
+	v.remove(expunged)
+	v.Mailbox = *m
+	if !v.fits(m) {
+		return false
+	}
+	v.FirstUnseenUID = 0
+	if from != ^uint32(0) {
+		i, _ := slices.BinarySearch(v.UIDs, from)
+		for ; i < len(v.UIDs); i++ {
+			if v.Flags[i]&FlagSeen == 0 {
+				v.FirstUnseenUID = v.UIDs[i]
+				break
+			}
+		}
+	}
+	return true
+}
+
+// remove takes the given UIDs (ascending) out of v in one pass; those not
+// in v (added and expunged since) are skipped.
+func (v *cachedView) remove(uids []uint32) {
+	var at []int
+	lo := 0
+	for _, u := range uids {
+		i, ok := slices.BinarySearch(v.UIDs[lo:], u)
+		i += lo
+		if ok {
+			at = append(at, i)
+			v.unseen -= unseen(v.Flags[i])
+			delete(v.Keywords, u)
+		}
+		lo = i
+	}
+	if len(at) == 0 {
+		return
+	}
+	n, w := len(v.UIDs), at[0]
+	for k, i := range at {
+		end := n
+		if k+1 < len(at) {
+			end = at[k+1]
+		}
+		copy(v.UIDs[w:], v.UIDs[i+1:end])
+		copy(v.Flags[w:], v.Flags[i+1:end])
+		w += end - (i + 1)
+	}
+	v.UIDs, v.Flags = v.UIDs[:w], v.Flags[:w]
+}
+
+// clone copies v for a caller who will change it. The keyword lists are
+// shared: they are never changed in place.
+func (v *cachedView) clone() *MailboxView {
+	out := &MailboxView{
+		Mailbox:        v.Mailbox,
+		UIDs:           slices.Clone(v.UIDs),
+		Flags:          slices.Clone(v.Flags),
+		FirstUnseenUID: v.FirstUnseenUID,
+	}
+	if len(v.Keywords) > 0 {
+		out.Keywords = maps.Clone(v.Keywords)
+	}
+	return out
+}
+
+func unseen(f Flags) int64 {
+	if f&FlagSeen == 0 {
+		return 1
+	}
+	return 0
+}
+
+// txQuery runs a read in tx with the pool's prepared statement, which
+// database/sql keeps prepared per connection.
+func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if st := s.rstmts.get(s.rdb, q); st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, q, args...)
+}
+
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.rstmts.get(s.rdb, q); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
