@@ -70,7 +70,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		}
 		return nil
 	}
-	hc := s.newHeaderCache(o, uids)
+	f := &fetchState{o: o, hc: s.newHeaderCache(o, uids)}
+	if o.Envelope {
+		f.envs = new(envelopes)
+	}
 	return s.eachRow(sel.id, uids, seqs, what, "fetch", func(seq uint32, row *storage.FetchRow) error {
 		_, changed := seen[row.UID]
 		withFlags := o.Flags || changed
@@ -80,8 +83,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		} else if withFlags {
 			flags = flagList(row.Flags, row.Keywords)
 		}
-		return s.fetchOne(w, seq, row, o, withFlags, flags, hc)
+		return s.fetchOne(w, seq, row, f, withFlags, flags)
 	})
+}
+
+// fetchState is what the messages of one FETCH share.
+type fetchState struct {
+	o    *imap.FetchOptions
+	hc   *headerCache
+	envs *envelopes // nil without ENVELOPE
 }
 
 // fetchFields returns what storage must read for the items of o, FLAGS
@@ -147,9 +157,10 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// fetchOne writes the items of o for one message, and FLAGS (flags) when
+// fetchOne writes the items of f.o for one message, and FLAGS (flags) when
 // withFlags.
-func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.FetchRow, o *imap.FetchOptions, withFlags bool, flags []imap.Flag, hc *headerCache) error {
+func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.FetchRow, f *fetchState, withFlags bool, flags []imap.Flag) error {
+	o := f.o
 	rw := w.CreateMessage(seq)
 	if o.UID {
 		rw.WriteUID(imap.UID(row.UID))
@@ -164,12 +175,12 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.F
 		rw.WriteRFC822Size(row.Size)
 	}
 	if o.Envelope {
-		env, err := row.Envelope()
+		env, err := f.envs.of(row)
 		if err != nil {
 			rw.Close()
 			return s.storeError("fetch", err)
 		}
-		rw.WriteEnvelope(toEnvelope(env))
+		rw.WriteEnvelope(env)
 	}
 	if o.BodyStructure != nil {
 		body, err := row.Body()
@@ -179,6 +190,18 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.F
 		}
 		rw.WriteBodyStructure(toBodyStructure(body))
 	}
+	if len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		if err := s.writeSections(rw, row, f); err != nil {
+			rw.Close()
+			return err
+		}
+	}
+	return rw.Close()
+}
+
+// writeSections writes the body sections of f.o for one message, opening
+// the message when one needs it.
+func (s *session) writeSections(rw *imapserver.FetchResponseWriter, row *storage.FetchRow, f *fetchState) error {
 	var msg *storage.BlobReader
 	open := func() (*storage.BlobReader, error) {
 		if msg == nil {
@@ -195,32 +218,28 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, row *storage.F
 			msg.Close()
 		}
 	}()
-	for _, sec := range o.BodySection {
-		if err := s.writeSection(rw, sec, row, open, hc); err != nil {
-			rw.Close()
+	for _, sec := range f.o.BodySection {
+		if err := s.writeSection(rw, sec, row, open, f.hc); err != nil {
 			return err
 		}
 	}
-	for _, sec := range o.BinarySection {
+	for _, sec := range f.o.BinarySection {
 		if err := s.writeBinary(rw, sec, row, open); err != nil {
-			rw.Close()
 			return err
 		}
 	}
-	for _, sec := range o.BinarySectionSize {
+	for _, sec := range f.o.BinarySectionSize {
 		m, err := open()
 		if err != nil {
-			rw.Close()
 			return s.storeError("fetch", err)
 		}
 		n, err := binarySize(m, row, sec.Part)
 		if err != nil {
-			rw.Close()
 			return s.storeError("fetch", err)
 		}
 		rw.WriteBinarySectionSize(sec, uint32(min(n, 1<<32-1)))
 	}
-	return rw.Close()
+	return nil
 }
 
 // region is a byte range of the message, or literal bytes when data is set.

@@ -2,21 +2,42 @@ package storage
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// decodeEnvelope decodes blobs.envelope. The column holds what json.Marshal
-// wrote for an Envelope, and FETCH ENVELOPE decodes one per message: with
+// EnvelopeDecoder decodes the stored envelopes of FETCH rows one after the
+// other, reusing its memory: FETCH ENVELOPE on a large mailbox decodes one
+// per message, and a decoder per command saves the allocations of each.
+type EnvelopeDecoder struct {
+	env   Envelope
+	addrs []Address
+	ids   []string
+}
+
+// Decode decodes the stored ENVELOPE of r. The Envelope and its slices are
+// valid until the next call, and are not to be changed: its strings share
+// the row's memory, and Sender or Reply-To may share From's addresses.
+func (d *EnvelopeDecoder) Decode(r *FetchRow) (*Envelope, error) {
+	e, err := d.decode(r.envJS)
+	if err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	return e, nil
+}
+
+// decode decodes blobs.envelope. The column holds what json.Marshal wrote
+// for an Envelope, and FETCH ENVELOPE decodes one per message: with
 // encoding/json that was a fifth of the server's CPU on a large mailbox. So
 // the shape json.Marshal writes is decoded by hand, with the strings sharing
 // js's memory where they need no unescaping; any other input (whitespace,
 // other keys, duplicates, null, invalid UTF-8, lone surrogates...) goes to
 // encoding/json, so that the result is always exactly json.Unmarshal's
 // (FuzzDecodeEnvelope checks it).
-func decodeEnvelope(js string) (*Envelope, error) {
-	if e, ok := decodeEnvelopeFast(js); ok {
+func (d *EnvelopeDecoder) decode(js string) (*Envelope, error) {
+	if e, ok := d.fast(js); ok {
 		return e, nil
 	}
 	var e Envelope
@@ -49,6 +70,25 @@ var envLists = [...]struct {
 	{"t", envTo}, {"c", envCc}, {"b", envBcc},
 }
 
+// listIndex returns the index in envLists of an address-list key, or -1.
+func listIndex(key string) int {
+	switch key {
+	case "f":
+		return 0
+	case "se":
+		return 1
+	case "r":
+		return 2
+	case "t":
+		return 3
+	case "c":
+		return 4
+	case "b":
+		return 5
+	}
+	return -1
+}
+
 // envReader reads JSON from s at i. Each method reports false for anything
 // outside the subset the fast path accepts.
 type envReader struct {
@@ -73,37 +113,69 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// plain8 reports whether the 8 bytes of w are all plain (plainByte), with
+// the bit tricks that find a byte below a bound in a word: a byte below
+// 0x20, a quote, a backslash or a byte from 0x80 up sets its high bit in
+// special. They can flag a plain byte (after a flagged one), never miss one:
+// a flagged word just goes the byte-by-byte way.
+func plain8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b := w^(ones*'"'), w^(ones*'\\')
+	special := (w-ones*0x20)&^w | (q-ones)&^q | (b-ones)&^b | w
+	return special&highs == 0
+}
+
+// load8 reads s[i:i+8] as a little-endian word (one load: the compiler
+// combines the byte loads).
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
 // rawString returns the JSON string at r.i, quotes included, and whether it
 // has escapes. Invalid UTF-8 (which encoding/json replaces) is refused.
+// Plain bytes go 8 at a time; after a word with a special byte, that byte
+// and the rest of the word go one by one. This scan was half of the
+// decoding.
 func (r *envReader) rawString() (raw string, escapes, ok bool) {
-	if !r.next('"') {
+	s, i := r.s, r.i
+	if i >= len(s) || s[i] != '"' {
 		return "", false, false
 	}
-	start := r.i - 1
-	for r.i < len(r.s) {
-		c := r.s[r.i]
-		if plainByte[c] {
-			r.i++
-			continue
+	start := i
+	i++
+	for {
+		for i+8 <= len(s) && plain8(load8(s, i)) {
+			i += 8
 		}
-		switch {
-		case c == '"':
-			r.i++
-			return r.s[start:r.i], escapes, true
-		case c == '\\':
-			escapes = true
-			r.i += 2 // the escape is checked by unquote
-		case c < 0x20:
-			return "", false, false
-		default:
-			_, n := utf8.DecodeRuneInString(r.s[r.i:])
-			if n == 1 {
-				return "", false, false
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			if plainByte[c] {
+				i++
+				continue
 			}
-			r.i += n
+			switch {
+			case c == '"':
+				r.i = i + 1
+				return s[start : i+1], escapes, true
+			case c == '\\':
+				escapes = true
+				i += 2 // the escape is checked by unquote
+			case c < 0x20:
+				return "", false, false
+			default:
+				_, n := utf8.DecodeRuneInString(s[i:])
+				if n == 1 {
+					return "", false, false
+				}
+				i += n
+			}
+		}
+		if i >= len(s) {
+			return "", false, false
 		}
 	}
-	return "", false, false
 }
 
 // str reads a JSON string and returns its value.
@@ -199,14 +271,20 @@ func hex4(s string, i int) (rune, bool) {
 	return r, true
 }
 
-// key reads an object key and its colon. A key with escapes is left to
-// encoding/json.
+// key reads an object key and its colon. The keys of an Envelope and an
+// Address are one or two plain bytes: any other key, or one written with
+// escapes, is left to encoding/json.
 func (r *envReader) key() (string, bool) {
-	raw, escapes, ok := r.rawString()
-	if !ok || escapes || !r.next(':') {
-		return "", false
+	s, i := r.s, r.i
+	if i+4 <= len(s) && s[i] == '"' && plainByte[s[i+1]] && s[i+2] == '"' && s[i+3] == ':' {
+		r.i = i + 4
+		return s[i+1 : i+2], true
 	}
-	return raw[1 : len(raw)-1], true
+	if i+5 <= len(s) && s[i] == '"' && plainByte[s[i+1]] && plainByte[s[i+2]] && s[i+3] == '"' && s[i+4] == ':' {
+		r.i = i + 5
+		return s[i+1 : i+3], true
+	}
+	return "", false
 }
 
 // more is called after a member of an object or array: it reads the comma
@@ -285,24 +363,26 @@ func (r *envReader) addressList(addrs []Address) ([]Address, bool) {
 	}
 }
 
-// stringList reads an array of strings.
-func (r *envReader) stringList() ([]string, bool) {
+// stringList reads an array of strings, appending them to out.
+func (r *envReader) stringList(out []string) ([]string, bool) {
 	if !r.next('[') {
-		return nil, false
+		return out, false
 	}
-	out := []string{}
+	if out == nil {
+		out = []string{}
+	}
 	if r.next(']') {
 		return out, true
 	}
 	for {
 		v, ok := r.str()
 		if !ok {
-			return nil, false
+			return out, false
 		}
 		out = append(out, v)
 		more, ok := r.more(']')
 		if !ok {
-			return nil, false
+			return out, false
 		}
 		if !more {
 			return out, true
@@ -310,21 +390,22 @@ func (r *envReader) stringList() ([]string, bool) {
 	}
 }
 
-// decodeEnvelopeFast decodes the subset of JSON described at decodeEnvelope;
-// ok is false for anything else. The address lists share one array.
-func decodeEnvelopeFast(js string) (*Envelope, bool) {
+// fast decodes the subset of JSON described at decode into d.env; ok is
+// false for anything else. The address lists share d.addrs.
+func (d *EnvelopeDecoder) fast(js string) (*Envelope, bool) {
 	r := envReader{s: js}
 	if !r.next('{') {
 		return nil, false
 	}
-	e := new(Envelope)
+	e := &d.env
+	*e = Envelope{}
 	if r.next('}') {
 		return e, r.i == len(js)
 	}
-	// Each address is an object: this bounds their number, for one array.
-	addrs := make([]Address, 0, max(strings.Count(js, "{")-1, 0))
+	addrs := d.addrs[:0]
 	var spans [len(envLists)]struct{ start, end int } // in addrs
 	var seen, present int
+	var from string // the From list as written, once read
 	for {
 		key, ok := r.key()
 		if !ok {
@@ -352,26 +433,36 @@ func decodeEnvelopeFast(js string) (*Envelope, bool) {
 			}
 		case "i":
 			bit = envInReplyTo
-			if e.InReplyTo, ok = r.stringList(); !ok {
+			if d.ids, ok = r.stringList(d.ids[:0]); !ok {
 				return nil, false
 			}
+			// "[]" decodes to an empty slice, not nil.
+			e.InReplyTo = d.ids[:len(d.ids):len(d.ids)]
 		default:
-			k := -1
-			for j, l := range envLists {
-				if l.key == key {
-					k = j
-				}
-			}
+			k := listIndex(key)
 			if k < 0 {
 				return nil, false
 			}
 			bit = envLists[k].bit
+			present |= bit
+			// Sender and Reply-To are most often From again, written
+			// the same (the parser copies it, RFC 3501 §7.4.2): the same
+			// text decodes to the same addresses, shared.
+			if from != "" && strings.HasPrefix(js[r.i:], from) {
+				r.i += len(from)
+				spans[k] = spans[0]
+				break
+			}
+			start := r.i
 			spans[k].start = len(addrs)
 			if addrs, ok = r.addressList(addrs); !ok {
+				d.addrs = addrs[:0]
 				return nil, false
 			}
 			spans[k].end = len(addrs)
-			present |= bit
+			if k == 0 {
+				from = js[start:r.i]
+			}
 		}
 		if seen&bit != 0 {
 			return nil, false
@@ -385,6 +476,7 @@ func decodeEnvelopeFast(js string) (*Envelope, bool) {
 			break
 		}
 	}
+	d.addrs = addrs[:0]
 	if r.i != len(js) {
 		return nil, false
 	}

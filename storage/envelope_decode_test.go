@@ -2,10 +2,21 @@ package storage
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
 )
+
+// decodeEnvelope decodes js with a new decoder, into a new Envelope.
+func decodeEnvelope(js string) (*Envelope, error) {
+	return new(EnvelopeDecoder).decode(js)
+}
+
+// decodeEnvelopeFast decodes js with the fast path alone.
+func decodeEnvelopeFast(js string) (*Envelope, bool) {
+	return new(EnvelopeDecoder).fast(js)
+}
 
 // sameAsJSON checks that decodeEnvelope gives exactly what json.Unmarshal
 // gives for js: the same value, or an error when it errs.
@@ -20,6 +31,18 @@ func sameAsJSON(t *testing.T, js string) {
 	if err == nil && !reflect.DeepEqual(*got, want) {
 		t.Fatalf("%q:\ngot  %#v\nwant %#v", js, *got, want)
 	}
+	// A decoder that decoded another envelope before gives the same.
+	var d EnvelopeDecoder
+	if _, err := d.decode(fullEnvelope); err != nil {
+		t.Fatal(err)
+	}
+	got, err = d.decode(js)
+	if (err != nil) != (werr != nil) {
+		t.Fatalf("%q: reused decoder: error %v, encoding/json's %v", js, err, werr)
+	}
+	if err == nil && !reflect.DeepEqual(*got, want) {
+		t.Fatalf("%q: reused decoder:\ngot  %#v\nwant %#v", js, *got, want)
+	}
 	// The fast path never accepts what encoding/json rejects or reads
 	// differently.
 	if fast, ok := decodeEnvelopeFast(js); ok {
@@ -31,6 +54,11 @@ func sameAsJSON(t *testing.T, js string) {
 		}
 	}
 }
+
+// fullEnvelope has every field, and more addresses than most.
+const fullEnvelope = `{"d":"2024-06-04T10:00:00+05:30","s":"full","f":[{"n":"F","m":"f","h":"x"},{"m":"g"}],` +
+	`"se":[{"n":"S","m":"s","h":"x"}],"r":[{"n":"F","m":"f","h":"x"},{"m":"g"}],"t":[{"m":"t1"},{"m":"t2"},{"m":"t3"}],` +
+	`"c":[{"n":"C"}],"b":[{"h":"b"}],"i":["a@b","c@d","e@f"],"mi":"m@x"}`
 
 // envelopes returns the envelopes of a parsed message, nested ones
 // (message/rfc822 parts) included.
@@ -145,4 +173,125 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, js string) {
 		sameAsJSON(t, js)
 	})
+}
+
+// One decoder decoding many envelopes in a row (as FETCH does) leaves
+// nothing of one in the next: each result is what encoding/json gives for
+// its input alone, fast path or not, full envelope after empty and after
+// broken input.
+func TestEnvelopeDecoderReuse(t *testing.T) {
+	var inputs []string
+	for _, raw := range corpusMessages(t) {
+		for _, env := range envelopes(parse(t, raw)) {
+			js, err := json.Marshal(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, string(js))
+		}
+	}
+	// Each hostile input between two corpus envelopes.
+	var seq []string
+	for i, js := range hostileEnvelopes {
+		seq = append(seq, inputs[i%len(inputs)], js)
+	}
+	seq = append(seq, inputs...)
+	var d EnvelopeDecoder
+	for _, js := range seq {
+		var want Envelope
+		werr := json.Unmarshal([]byte(js), &want)
+		got, err := d.decode(js)
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("%q: error %v, encoding/json's %v", js, err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%q:\ngot  %#v\nwant %#v", js, *got, want)
+		}
+	}
+}
+
+// BenchmarkEnvelopeDecoder decodes the corpus envelopes with one decoder,
+// as FETCH ENVELOPE does.
+func BenchmarkEnvelopeDecoder(b *testing.B) {
+	var inputs []string
+	for _, raw := range corpusMessages(b) {
+		js, err := json.Marshal(parse(b, raw).Envelope)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inputs = append(inputs, string(js))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var d EnvelopeDecoder
+	for i := 0; i < b.N; i++ {
+		if _, err := d.decode(inputs[i%len(inputs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// plain8 says a word is plain exactly when its 8 bytes are: every byte
+// value at every position among plain neighbours, then words of random
+// bytes (where it may refuse a plain word after a special byte, but never
+// accept a special one).
+func TestPlain8(t *testing.T) {
+	word := func(b [8]byte) uint64 { return load8(string(b[:]), 0) }
+	for pos := 0; pos < 8; pos++ {
+		for v := 0; v < 256; v++ {
+			b := [8]byte{'a', 'Z', ' ', '~', '0', '{', '}', 'x'}
+			b[pos] = byte(v)
+			if got := plain8(word(b)); got != plainByte[v] {
+				t.Fatalf("byte %#x at %d: plain8 %v", v, pos, got)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 1_000_000; i++ {
+		var b [8]byte
+		all := true
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+			if rng.IntN(2) == 0 {
+				b[j] = byte(0x20 + rng.IntN(0x60))
+			}
+			all = all && plainByte[b[j]]
+		}
+		if plain8(word(b)) && !all {
+			t.Fatalf("%q: plain8 accepts a special byte", b)
+		}
+	}
+}
+
+// Sender and Reply-To written as From was decode to From's addresses; the
+// same text elsewhere, or From given twice, does not fool the decoder.
+func TestDecodeEnvelopeSharedFrom(t *testing.T) {
+	for _, js := range []string{
+		`{"f":[{"n":"A","m":"a","h":"x"}],"se":[{"n":"A","m":"a","h":"x"}],"r":[{"n":"A","m":"a","h":"x"}]}`,
+		`{"f":[{"n":"A","m":"a","h":"x"}],"se":[{"n":"A","m":"a","h":"x"},{"m":"b"}],"r":[{"n":"A","m":"a","h":"x"}],"t":[{"n":"A","m":"a","h":"x"}]}`,
+		`{"f":[],"se":[],"r":[{"m":"r"}]}`,
+		`{"f":[{"m":"a"}],"f":[{"m":"a"}]}`,
+		`{"se":[{"m":"a"}],"f":[{"m":"a"}],"r":[{"m":"a"}]}`,
+		`{"f":[{"m":"a"}],"se":[{"m":"a"}]x}`,
+		`{"f":[{"m":"a"}],"se":[{"m":"a"}],"se":[{"m":"a"}]}`,
+	} {
+		sameAsJSON(t, js)
+	}
+	e, ok := decodeEnvelopeFast(`{"f":[{"n":"A","m":"a","h":"x"}],"se":[{"n":"A","m":"a","h":"x"}],"r":[{"n":"A","m":"a","h":"x"},{"m":"b"}]}`)
+	if !ok || len(e.Sender) != 1 || len(e.ReplyTo) != 2 || e.ReplyTo[1].Mailbox != "b" {
+		t.Fatalf("got %#v", e)
+	}
+}
+
+func TestListIndex(t *testing.T) {
+	for i, l := range envLists {
+		if got := listIndex(l.key); got != i {
+			t.Errorf("listIndex(%q) = %d, want %d", l.key, got, i)
+		}
+	}
+	for _, k := range []string{"", "d", "s", "i", "mi", "F", "ff", "x"} {
+		if got := listIndex(k); got != -1 {
+			t.Errorf("listIndex(%q) = %d, want -1", k, got)
+		}
+	}
 }

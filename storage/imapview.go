@@ -66,22 +66,13 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error)
 
 // FetchRow is one message as FETCH needs it: the fields FetchRowsOf was
 // asked for, and UID and MailboxID always. The parse is kept undecoded until
-// asked for (Envelope, Body), so that FETCH ENVELOPE does not pay for
-// BODYSTRUCTURE.
+// asked for (EnvelopeDecoder.Decode, Body), so that FETCH ENVELOPE does not
+// pay for BODYSTRUCTURE.
 type FetchRow struct {
 	Message
 	HeaderSize int64 // octets of the header section as the client sees it
 	envJS      string
 	bodyJS     string
-}
-
-// Envelope decodes the stored ENVELOPE.
-func (r *FetchRow) Envelope() (*Envelope, error) {
-	e, err := decodeEnvelope(r.envJS)
-	if err != nil {
-		return nil, fmt.Errorf("decode envelope: %w", err)
-	}
-	return e, nil
 }
 
 // Body decodes the stored BODYSTRUCTURE.
