@@ -23,7 +23,7 @@ type MailboxView struct {
 }
 
 // View reads the UIDs and flags of a mailbox and its state in one read
-// transaction.
+// transaction, bypassing the cache of CachedView (tests compare the two).
 func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -36,32 +36,11 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (*MailboxView, error)
 	} else if err != nil {
 		return nil, err
 	}
-	v := &MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages), Flags: make([]Flags, 0, m.Messages)}
-	rows, err := tx.QueryContext(ctx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid", mailboxID)
+	v, err := s.loadView(ctx, tx, m)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var uid, flags intCol
-	var kw string
-	for rows.Next() {
-		if err := rows.Scan(&uid, &flags, &kw); err != nil {
-			return nil, err
-		}
-		u, f := uint32(uid.v), Flags(flags.v)
-		if f&FlagSeen == 0 && v.FirstUnseenUID == 0 {
-			v.FirstUnseenUID = u
-		}
-		if kw != "" {
-			if v.Keywords == nil {
-				v.Keywords = make(map[uint32][]string)
-			}
-			v.Keywords[u] = splitKeywords(kw)
-		}
-		v.UIDs = append(v.UIDs, u)
-		v.Flags = append(v.Flags, f)
-	}
-	return v, rows.Err()
+	return &v.MailboxView, nil
 }
 
 // FetchRow is one message as FETCH needs it: the fields FetchRowsOf was
