@@ -637,20 +637,31 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID int64, modseq int64)
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	c.Expunged, err = s.expungedSince(ctx, tx, mailboxID, modseq)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// expungedSince reads, in tx, the UIDs of the tombstones of a mailbox with
+// a MODSEQ above modseq, in ascending order.
+func (s *Store) expungedSince(ctx context.Context, tx *sql.Tx, mailboxID, modseq int64) ([]uint32, error) {
 	// Sorted here: with ORDER BY uid, SQLite walks every tombstone of the
 	// mailbox in its primary key rather than the few past modseq.
-	rows, err = tx.Query("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", mailboxID, modseq)
+	rows, err := s.txQuery(ctx, tx, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", mailboxID, modseq)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var uids []uint32
 	for rows.Next() {
 		var u uint32
 		if err := rows.Scan(&u); err != nil {
 			return nil, err
 		}
-		c.Expunged = append(c.Expunged, u)
+		uids = append(uids, u)
 	}
-	slices.Sort(c.Expunged)
-	return c, rows.Err()
+	slices.Sort(uids)
+	return uids, rows.Err()
 }

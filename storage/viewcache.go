@@ -160,6 +160,15 @@ func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
 	} else if err != nil {
 		return err
 	}
+	reload := func() error {
+		e.v = nil
+		v, err := s.loadView(ctx, tx, m)
+		if err != nil {
+			return err
+		}
+		e.v = v
+		return nil
+	}
 	old := e.v
 	// Another mailbox may have taken the id of a deleted one (SQLite reuses
 	// the largest rowid): its UIDVALIDITY differs, as UIDVALIDITY only grows.
@@ -168,13 +177,7 @@ func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
 		if same {
 			s.views.repairs.Add(1) // HIGHESTMODSEQ went back
 		}
-		e.v = nil
-		v, err := s.loadView(ctx, tx, m)
-		if err != nil {
-			return err
-		}
-		e.v = v
-		return nil
+		return reload()
 	}
 	if m.HighestModSeq == old.HighestModSeq {
 		if old.fits(m) {
@@ -192,16 +195,10 @@ func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
 	}
 	// The rows do not fit the view: read it again.
 	s.views.repairs.Add(1)
-	e.v = nil
-	v, err := s.loadView(ctx, tx, m)
-	if err != nil {
-		return err
-	}
-	e.v = v
-	return nil
+	return reload()
 }
 
-// loadView reads the whole view of mailbox m as View does, in tx.
+// loadView reads the whole view of mailbox m in tx (View, and the cache).
 func (s *Store) loadView(ctx context.Context, tx *sql.Tx, m *Mailbox) (*cachedView, error) {
 	v := &cachedView{MailboxView: MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages), Flags: make([]Flags, 0, m.Messages)}}
 	rows, err := s.txQuery(ctx, tx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid", m.ID)
@@ -269,22 +266,11 @@ func (s *Store) readChanges(ctx context.Context, tx *sql.Tx, mailboxID, modseq i
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	// Sorted here: with ORDER BY uid, SQLite walks every tombstone of the
-	// mailbox in its primary key rather than the few past modseq.
-	rows, err = s.txQuery(ctx, tx, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", mailboxID, modseq)
+	expunged, err := s.expungedSince(ctx, tx, mailboxID, modseq)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer rows.Close()
-	var expunged []uint32
-	for rows.Next() {
-		if err := rows.Scan(&uid); err != nil {
-			return nil, nil, err
-		}
-		expunged = append(expunged, uint32(uid.v))
-	}
-	slices.Sort(expunged)
-	return changed, expunged, rows.Err()
+	return changed, expunged, nil
 }
 
 // apply brings v to the state of m given the rows changed and the UIDs
