@@ -57,6 +57,31 @@ func truth(t *testing.T, e *env) map[uint32]string {
 	return got
 }
 
+// selectSynced selects name on c and returns once c.Mailbox() shows it.
+// go-imap's client (v2.0.0-beta.8) wakes Select's Wait before its reading
+// goroutine records the selection, so right after Wait, Mailbox() can still
+// be nil (or the previous mailbox). That goroutine handles responses in
+// order, so once the tagged reply to a later NOOP has come, the selection is
+// recorded.
+func selectSynced(t *testing.T, c *imapclient.Client, name string) {
+	t.Helper()
+	selectBox(t, c, name)
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatalf("noop after select %s: %v", name, err)
+	}
+}
+
+// numMessages is how many messages c's selected mailbox has, as go-imap's
+// client counts them from the EXISTS and EXPUNGE responses it has read.
+func numMessages(t *testing.T, c *imapclient.Client, step int) uint32 {
+	t.Helper()
+	mb := c.Mailbox()
+	if mb == nil {
+		t.Fatalf("step %d: client has no mailbox selected (state %v)", step, c.State())
+	}
+	return mb.NumMessages
+}
+
 func store(t *testing.T, c *imapclient.Client, seq uint32, op imap.StoreFlagsOp, flags ...imap.Flag) {
 	t.Helper()
 	if err := c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: op, Silent: true, Flags: flags}, nil).Close(); err != nil {
@@ -157,8 +182,8 @@ func TestFlagsViewRandomChanges(t *testing.T) {
 	}
 	a := e.client(t, nil)
 	b := e.client(t, nil)
-	selectBox(t, a, "INBOX")
-	selectBox(t, b, "INBOX")
+	selectSynced(t, a, "INBOX")
+	selectSynced(t, b, "INBOX")
 	mb, err := e.srv.Store.MailboxByName(t.Context(), e.userID, "INBOX")
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +201,7 @@ func TestFlagsViewRandomChanges(t *testing.T) {
 	}
 	ops := []imap.StoreFlagsOp{imap.StoreFlagsAdd, imap.StoreFlagsDel, imap.StoreFlagsSet}
 	for step := 0; step < 60; step++ {
-		switch n := uint32(b.Mailbox().NumMessages); rng.IntN(8) {
+		switch n := numMessages(t, b, step); rng.IntN(8) {
 		case 0:
 			e.deliver(t, "INBOX", simpleMsg(fmt.Sprintf("s%d", step), "y"))
 		case 1:
@@ -184,7 +209,7 @@ func TestFlagsViewRandomChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 		case 2:
-			if n := uint32(a.Mailbox().NumMessages); n > 0 {
+			if n := numMessages(t, a, step); n > 0 {
 				store(t, a, 1+rng.Uint32N(n), ops[rng.IntN(3)], pick()...)
 			}
 		case 3:
