@@ -84,6 +84,7 @@ type Server struct {
 	closed  bool
 	chans   []*chanListener
 	inner   sync.WaitGroup // imapserver.Serve calls under way
+	warming sync.WaitGroup // warmInbox calls under way
 
 	// testHook, when set, runs at the start of Select (tests inject panics).
 	testHook func(mailbox string)
@@ -223,7 +224,35 @@ func (s *Server) Close() error {
 	s.inner.Wait()
 	err1 := s.strict.Close()
 	err2 := s.lax.Close()
+	s.warming.Wait()
 	return errors.Join(err1, err2)
+}
+
+// warmInbox reads a user's INBOX view into storage's cache in the
+// background, at login: clients SELECT it right after LIST and a few other
+// commands, and the first read of a mailbox since start-up reads every
+// message's row (about 0.1 s at 100,000 messages). That read now overlaps
+// the commands in between; once cached, a SELECT reads only the changes.
+func (s *Server) warmInbox(userID int64) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.warming.Add(1) // under mu: never during Close's Wait
+	s.mu.Unlock()
+	go func() {
+		defer s.warming.Done()
+		ctx, cancel := s.ctx()
+		defer cancel()
+		mb, err := s.opts.Store.MailboxByName(ctx, userID, "INBOX")
+		if err == nil {
+			err = s.opts.Store.WarmView(ctx, mb.ID)
+		}
+		if err != nil {
+			s.log.Debug("read INBOX ahead of SELECT", "user_id", userID, "err", err)
+		}
+	}()
 }
 
 // RejectConn writes the refusal of a connection over the limits.

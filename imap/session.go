@@ -143,6 +143,7 @@ func (s *session) loggedIn(account string) error {
 	s.log = s.log.With("user", account)
 	s.log.Info("login")
 	s.guard.loggedIn()
+	s.srv.warmInbox(u.ID)
 	return nil
 }
 

@@ -67,6 +67,31 @@ type cachedView struct {
 // view returned is the caller's, except the keyword lists, which are shared
 // with the cache and must not be modified in place.
 func (s *Store) CachedView(ctx context.Context, mailboxID int64) (*MailboxView, error) {
+	return s.cachedView(ctx, mailboxID, true)
+}
+
+// WarmView reads the view of a mailbox into the cache unless the cache
+// already has it (or is reading it), so that a SELECT expected soon finds it
+// there: the first read of a mailbox since start-up reads every message's
+// row.
+func (s *Store) WarmView(ctx context.Context, mailboxID int64) error {
+	c := &s.views
+	c.mu.Lock()
+	_, ok := c.entries[mailboxID]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	_, err := s.cachedView(ctx, mailboxID, false)
+	return err
+}
+
+// ViewCacheStats returns how many mailboxes, and messages in them, the view
+// cache holds.
+func (s *Store) ViewCacheStats() (mailboxes, messages int) { return s.views.stats() }
+
+// cachedView is CachedView; without clone it returns no view, only the error.
+func (s *Store) cachedView(ctx context.Context, mailboxID int64, clone bool) (*MailboxView, error) {
 	c := &s.views
 	e := c.acquire(mailboxID)
 	e.mu.Lock()
@@ -75,7 +100,7 @@ func (s *Store) CachedView(ctx context.Context, mailboxID int64) (*MailboxView, 
 	size := -1 // dropped from the cache
 	if e.v != nil {
 		size = len(e.v.UIDs)
-		if err == nil {
+		if err == nil && clone {
 			out = e.v.clone()
 		}
 	}

@@ -541,3 +541,52 @@ func bigBox(b *testing.B, n int) (*Store, int64) {
 	}
 	return s, mbx.ID
 }
+
+// TestWarmView checks that WarmView puts a mailbox's view in the cache, that
+// a later CachedView served from it agrees with View after more changes, and
+// that a mailbox that does not exist leaves nothing behind.
+func TestWarmView(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	u := addUser(t, s, "alice@example.test")
+	inbox, err := s.MailboxByName(ctx, u.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 7; i++ {
+		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(i, 100)), []Recipient{{MailboxID: inbox.ID}}, DeliverOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if mb, msgs := s.ViewCacheStats(); mb != 0 || msgs != 0 {
+		t.Fatalf("before WarmView the cache holds %d mailboxes, %d messages", mb, msgs)
+	}
+	if err := s.WarmView(ctx, inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	if mb, msgs := s.ViewCacheStats(); mb != 1 || msgs != 7 {
+		t.Fatalf("after WarmView the cache holds %d mailboxes, %d messages; want 1, 7", mb, msgs)
+	}
+	if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(7, 100)), []Recipient{{MailboxID: inbox.ID}}, DeliverOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WarmView(ctx, inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	// WarmView leaves a cached view as it is; CachedView brings it up to date.
+	if _, msgs := s.ViewCacheStats(); msgs != 7 {
+		t.Fatalf("a second WarmView changed the cached view: %d messages", msgs)
+	}
+	checkCachedView(t, s, inbox.ID, "after a delivery past the warm view")
+	if _, msgs := s.ViewCacheStats(); msgs != 8 {
+		t.Fatalf("CachedView left %d messages in the cache, want 8", msgs)
+	}
+	checkNoRepairs(t, s, "warm view")
+
+	if err := s.WarmView(ctx, inbox.ID+1000); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("WarmView of a missing mailbox: %v, want ErrNotFound", err)
+	}
+	if mb, _ := s.ViewCacheStats(); mb != 1 {
+		t.Fatalf("a missing mailbox left an entry: %d mailboxes cached", mb)
+	}
+}
