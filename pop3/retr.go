@@ -50,14 +50,22 @@ func (c *conn) sendMessage(n int, m *message, lines int64) error {
 	// Not cancellable: a cancellable context costs the SQLite driver a
 	// goroutine per query, and a read of one chunk needs no interrupting
 	// (Close ends the session through its socket).
-	r, err := c.srv.opts.Store.OpenMessageLoaded(context.WithoutCancel(c.ctx), m.id)
+	open := c.srv.opts.Store.OpenMessageLoaded
+	if lines == 0 {
+		// TOP n 0: the header alone, which OpenMessageHeader reads with the
+		// message row; reading ahead as below would read the body.
+		open = c.srv.opts.Store.OpenMessageHeader
+	}
+	r, err := open(context.WithoutCancel(c.ctx), m.id)
 	if c.buf == nil {
 		c.buf = make([]byte, ioBuffer)
 	}
 	var first int
 	if err == nil {
-		first, err = io.ReadFull(r, c.buf[:min(int64(len(c.buf)), m.size)])
 		defer r.Close()
+		if lines != 0 {
+			first, err = io.ReadFull(r, c.buf[:min(int64(len(c.buf)), m.size)])
+		}
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		// Not a client mistake: not counted.

@@ -21,6 +21,7 @@ type Store interface {
 	MailboxByName(ctx context.Context, userID int64, name string) (*storage.Mailbox, error)
 	Messages(ctx context.Context, mailboxID int64, ranges []storage.UIDRange, fn func(*storage.Message) error) error
 	OpenMessageLoaded(ctx context.Context, messageID int64) (*storage.BlobReader, error)
+	OpenMessageHeader(ctx context.Context, messageID int64) (*storage.BlobReader, error)
 	Remove(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error)
 }
 

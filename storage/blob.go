@@ -98,6 +98,75 @@ func (sp *spooled) close() {
 	}
 }
 
+// How a blob is cut into chunks. Chunk 0 holds the first l0 octets, l0 at
+// most ChunkSize; every later chunk holds ChunkSize octets, the last one
+// what is left: chunk k >= 1 starts at l0 + (k-1)*ChunkSize. The length of
+// chunk 0 so says where every chunk starts, and no other record of the cut
+// is needed (every opener reads it: see chunk0Length). Two cuts are
+// written:
+//
+//   - flat: l0 = min(size, ChunkSize), so that chunk k starts at
+//     k*ChunkSize. Every blob written before schema 3 is flat (an empty
+//     message has one empty chunk).
+//   - header first: l0 = header_size, so that chunk 0 is the header section
+//     and nothing else, and a header read (HeaderSections, POP3 TOP n 0)
+//     reads no page of the body. Delivery writes a blob so unless its header
+//     is over ChunkSize or its body is small (smallBody).
+
+// smallBody is the largest body kept in one chunk with its header (flat).
+// Reading such a message whole to get its header costs a page or so more
+// than the header alone; storing it header first would cost a row, and for
+// a body of about a page, a page more at delivery (a body cell that fills a
+// leaf page leaves no room for the next header's) and a row more at every
+// whole read.
+const smallBody = 4 << 10
+
+// firstChunk is the length of chunk 0 of a message of size octets whose
+// header section has hsize, as delivery cuts it.
+func firstChunk(size, hsize int64) int64 {
+	if hsize < 0 || hsize > ChunkSize || size-hsize <= smallBody {
+		return min(size, ChunkSize) // flat
+	}
+	return hsize // header first
+}
+
+// chunkSpans calls f for each chunk of a blob of size octets whose chunk 0
+// has l0 octets, in order: its sequence number and the octets [start, end)
+// it holds. Chunk 0 comes even when empty (an empty message, or an empty
+// header stored header first): every blob has one, whose length tells the
+// cut.
+func chunkSpans(size, l0 int64, f func(seq, start, end int64) error) error {
+	for seq, start := int64(0), int64(0); seq == 0 || start < size; seq++ {
+		end := min(start+ChunkSize, size)
+		if seq == 0 {
+			end = l0
+		}
+		if err := f(seq, start, end); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// chunkAt is the chunk that holds blob offset off, in a blob whose chunk 0
+// has l0 octets.
+func chunkAt(off, l0 int64) int64 {
+	if off < l0 {
+		return 0
+	}
+	return 1 + (off-l0)/ChunkSize
+}
+
+// chunkStart is where chunk seq starts in a blob whose chunk 0 has l0
+// octets.
+func chunkStart(seq, l0 int64) int64 {
+	if seq == 0 {
+		return 0
+	}
+	return l0 + (seq-1)*ChunkSize
+}
+
 // insertBlob writes a spooled message as a new blob (refcount 0: the rows
 // that point to it count themselves through triggers).
 func insertBlob(tx *Tx, sp *spooled) (int64, error) {
@@ -111,33 +180,35 @@ func insertBlob(tx *Tx, sp *spooled) (int64, error) {
 		id, sp.parsed.Headers, sp.parsed.Text); err != nil {
 		return 0, fmt.Errorf("insert search text: %w", err)
 	}
-	if sp.file == nil {
-		// An empty message still gets its (empty) chunk: a nil slice would
-		// be NULL to SQLite.
-		data := sp.mem
-		if data == nil {
-			data = []byte{}
-		}
-		if _, err := tx.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, 0, ?)`, id, data); err != nil {
-			return 0, fmt.Errorf("insert chunk: %w", err)
-		}
-		return id, nil
+	var buf []byte
+	if sp.file != nil {
+		buf = make([]byte, ChunkSize)
 	}
-	buf := make([]byte, ChunkSize)
-	for seq := int64(0); seq*ChunkSize < sp.size; seq++ {
-		n, err := sp.file.ReadAt(buf, seq*ChunkSize)
-		if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
-			return 0, fmt.Errorf("read spool: %w", err)
+	err = chunkSpans(sp.size, firstChunk(sp.size, sp.parsed.HeaderSize), func(seq, start, end int64) error {
+		var data []byte
+		if sp.file == nil {
+			data = sp.mem[start:end:end]
+		} else {
+			n, err := sp.file.ReadAt(buf[:end-start], start)
+			if int64(n) != end-start {
+				return fmt.Errorf("read spool: %w", err)
+			}
+			data = buf[:n]
 		}
-		if _, err := tx.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, id, seq, buf[:n]); err != nil {
-			return 0, fmt.Errorf("insert chunk: %w", err)
+		if _, err := tx.exec(`INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)`, id, seq, nonNil(data)); err != nil {
+			return fmt.Errorf("insert chunk: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return id, nil
 }
 
-// BlobReader streams one stored message, one chunk in memory at a time. It
-// implements io.ReadSeeker so that partial fetches read only what they need.
+// BlobReader streams one stored message, at most two chunks in memory at a
+// time. It implements io.ReadSeeker so that partial fetches read only what
+// they need.
 type BlobReader struct {
 	s      *Store
 	ctx    context.Context
@@ -145,8 +216,16 @@ type BlobReader struct {
 	blobID int64
 	size   int64 // len(prefix) + blob size
 	off    int64
-	chunk  []byte
-	cseq   int64
+	l0     int64 // octets in chunk 0, which tell the cut; -1: the blob is gone
+	// Chunks in memory: the one being read, and the one after it when a
+	// read went past it.
+	chunks [2]loadedChunk
+}
+
+// loadedChunk is a chunk in memory and the blob offset of its first octet.
+type loadedChunk struct {
+	start int64
+	data  []byte // nil: none
 }
 
 // Size is the number of octets the reader yields in all.
@@ -156,31 +235,84 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 	if r.off >= r.size {
 		return 0, io.EOF
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	plen := int64(len(r.prefix))
 	if r.off < plen {
 		n := copy(p, r.prefix[r.off:])
 		r.off += int64(n)
 		return n, nil
 	}
-	boff := r.off - plen
-	seq := boff / ChunkSize
-	if r.chunk == nil || r.cseq != seq {
-		var data []byte
-		err := r.s.queryRow(r.ctx, "SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?", r.blobID, seq).Scan(&data)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("message data: %w", ErrNotFound)
-		} else if err != nil {
-			return 0, fmt.Errorf("message data: %w", err)
+	off := r.off - plen
+	c := r.holding(off)
+	if c == nil {
+		if err := r.fetch(off, min(off+int64(len(p)), r.size-plen)); err != nil {
+			return 0, err
 		}
-		r.chunk, r.cseq = data, seq
+		if c = r.holding(off); c == nil {
+			return 0, fmt.Errorf("message data at %d: %w", off, io.ErrUnexpectedEOF)
+		}
 	}
-	in := boff - seq*ChunkSize
-	if in >= int64(len(r.chunk)) {
-		return 0, io.ErrUnexpectedEOF
-	}
-	n := copy(p, r.chunk[in:])
+	n := copy(p, c.data[off-c.start:])
 	r.off += int64(n)
 	return n, nil
+}
+
+// holding returns the chunk in memory that holds blob offset off, or nil.
+func (r *BlobReader) holding(off int64) *loadedChunk {
+	for i := range r.chunks {
+		c := &r.chunks[i]
+		if c.data != nil && off >= c.start && off < c.start+int64(len(c.data)) {
+			return c
+		}
+	}
+	return nil
+}
+
+// fetch reads the chunk that holds blob offset off, and the next one too
+// when the read goes on past it, to end: the body of a whole-message read
+// comes with the header, while a read of the header alone reads nothing of
+// the body.
+func (r *BlobReader) fetch(off, end int64) error {
+	if r.l0 < 0 {
+		return fmt.Errorf("message data: %w", ErrNotFound)
+	}
+	first := chunkAt(off, r.l0)
+	last := min(chunkAt(max(end-1, off), r.l0), first+1)
+	rows, err := r.s.query(r.ctx, "SELECT seq, data FROM blob_chunks WHERE blob_id = ? AND seq BETWEEN ? AND ?", r.blobID, first, last)
+	if err != nil {
+		return fmt.Errorf("message data: %w", err)
+	}
+	defer rows.Close()
+	r.chunks = [2]loadedChunk{}
+	i := 0
+	for ; rows.Next(); i++ {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			return fmt.Errorf("message data: %w", err)
+		}
+		if i < len(r.chunks) {
+			r.chunks[i] = loadedChunk{start: chunkStart(seq, r.l0), data: nonNil(data)}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("message data: %w", err)
+	}
+	if i == 0 {
+		return fmt.Errorf("message data: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// nonNil returns data, or an empty slice for nil (an empty chunk scans as
+// nil).
+func nonNil(data []byte) []byte {
+	if data == nil {
+		return []byte{}
+	}
+	return data
 }
 
 // Seek implements io.Seeker.
@@ -202,32 +334,50 @@ func (r *BlobReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Close releases the reader.
-func (r *BlobReader) Close() error { r.chunk = nil; return nil }
+func (r *BlobReader) Close() error { r.chunks = [2]loadedChunk{}; return nil }
 
 // OpenMessage returns a reader of the message exactly as a client sees it:
 // its trace prefix, then the stored raw message.
 func (s *Store) OpenMessage(ctx context.Context, messageID int64) (*BlobReader, error) {
-	var prefix []byte
-	var blobID, size int64
-	err := s.queryRow(ctx, "SELECT prefix, blob_id, size FROM messages WHERE id = ?", messageID).Scan(&prefix, &blobID, &size)
+	r := &BlobReader{s: s, ctx: ctx}
+	var l0 sql.NullInt64
+	err := s.queryRow(ctx, "SELECT prefix, blob_id, size, "+chunk0Length+" FROM messages m WHERE id = ?", messageID).Scan(&r.prefix, &r.blobID, &r.size, &l0)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %d: %w", messageID, ErrNotFound)
 	} else if err != nil {
 		return nil, err
 	}
-	return &BlobReader{s: s, ctx: ctx, prefix: prefix, blobID: blobID, size: size}, nil
+	r.l0 = l0.Int64
+	if !l0.Valid {
+		r.l0 = -1
+	}
+	return r, nil
 }
+
+// chunk0Length is the length of chunk 0 of the blob of messages row m (NULL
+// when gone), which tells how the blob is cut. A subquery: length() then
+// reads no page of the chunk's content, which, as a column of a join, it did
+// in benchmarks (BenchmarkBlobIO).
+const chunk0Length = "(SELECT length(data) FROM blob_chunks c WHERE c.blob_id = m.blob_id AND c.seq = 0)"
 
 // openBlob reads a blob with a prefix given by the caller (queue rows).
 func (s *Store) openBlob(ctx context.Context, blobID int64, prefix []byte) (*BlobReader, error) {
+	r := &BlobReader{s: s, ctx: ctx, prefix: bytes.Clone(prefix), blobID: blobID}
 	var size int64
-	err := s.queryRow(ctx, "SELECT size FROM blobs WHERE id = ?", blobID).Scan(&size)
+	var l0 sql.NullInt64
+	err := s.queryRow(ctx, `SELECT size, (SELECT length(data) FROM blob_chunks WHERE blob_id = ?1 AND seq = 0)
+		FROM blobs WHERE id = ?1`, blobID).Scan(&size, &l0)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("blob %d: %w", blobID, ErrNotFound)
 	} else if err != nil {
 		return nil, err
 	}
-	return &BlobReader{s: s, ctx: ctx, prefix: bytes.Clone(prefix), blobID: blobID, size: int64(len(prefix)) + size}, nil
+	r.size = int64(len(prefix)) + size
+	r.l0 = l0.Int64
+	if !l0.Valid {
+		r.l0 = -1
+	}
+	return r, nil
 }
 
 // MessageMeta is what was parsed at delivery, adjusted for the message's own

@@ -16,9 +16,12 @@ const MaxHeaderSection = 64 << 10
 // prefix, then the stored header up to and including its blank line (or the
 // whole message when it has none). A FETCH of BODY[HEADER.FIELDS (...)] for
 // a message list needs nothing else, and reading it per message cost two
-// queries and the whole first chunk apiece. Messages expunged meanwhile, and
-// those whose header section is over MaxHeaderSection or not within the
-// first chunk, are absent from the result.
+// queries and the whole first chunk apiece. For a blob stored header first
+// (see firstChunk) chunk 0 is the header and nothing else, so no page of the
+// body is read; a flat blob's chunk 0 is read whole by SQLite, of which
+// substr keeps the header. Messages expunged meanwhile, and those whose header
+// section is over MaxHeaderSection or not within the first chunk, are absent
+// from the result.
 func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint32) (map[uint32][]byte, error) {
 	if len(uids) == 0 {
 		return nil, nil
@@ -34,8 +37,8 @@ func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint
 		list = strconv.AppendUint(list, uint64(u), 10)
 	}
 	list = append(list, ']')
-	// substr on the chunk: SQLite still reads the chunk's pages, but only
-	// the header bytes come out to Go. length() reads no content.
+	// substr: of a flat blob's chunk only the header bytes come out to Go.
+	// length() reads no content.
 	rows, err := s.query(ctx, `SELECT m.uid, m.prefix, substr(c.data, 1, b.header_size)
 		FROM messages m JOIN blobs b ON b.id = m.blob_id
 		JOIN blob_chunks c ON c.blob_id = m.blob_id AND c.seq = 0

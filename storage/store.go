@@ -15,7 +15,8 @@
 //     so a caller may reply 250/OK/+OK as soon as it returns.
 //   - Reads use a separate pool of read-only connections and never block the
 //     writer (WAL).
-//   - A raw message is a blob stored once, in chunks of ChunkSize bytes, and
+//   - A raw message is a blob stored once, in chunks of at most ChunkSize
+//     bytes (chunk 0 may hold the header section alone: see firstChunk), and
 //     reference-counted by the mailbox and queue rows that point to it;
 //     triggers free it with its last reference.
 //   - Per mailbox, UIDs strictly increase and are never reused; every change

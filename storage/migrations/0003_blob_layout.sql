@@ -1,0 +1,9 @@
+-- pombo schema, version 3: blobs may be stored header first.
+--
+-- A blob's chunks (blob_chunks) used to cut it every ChunkSize octets. From
+-- this version, chunk 0 may hold the header section alone, the body following
+-- in chunks of ChunkSize (storage/blob.go, firstChunk), so that reading a
+-- header reads no page of the body. The length of chunk 0 tells the two
+-- apart, so no column records it and no table changes: this version only
+-- makes an older pombo, which would read such a blob wrongly, refuse the
+-- database.
