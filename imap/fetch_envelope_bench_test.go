@@ -36,27 +36,7 @@ func BenchmarkFetchEnvelope(b *testing.B) {
 	}
 	deliverAll(b, srv.Store, id, "INBOX", all)
 
-	c, err := net.Dial("tcp", srv.Addr("imap.listen"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 64<<10)
-	send := func(tag, cmd string) int {
-		b.Helper()
-		if _, err := fmt.Fprintf(c, "%s %s\r\n", tag, cmd); err != nil {
-			b.Fatal(err)
-		}
-		n, status, err := scanResponse(br, tag, nil)
-		if err != nil || status != "OK" {
-			b.Fatalf("%s: %s %v", cmd, status, err)
-		}
-		return n
-	}
-	if _, err := br.ReadString('\n'); err != nil { // greeting
-		b.Fatal(err)
-	}
-	send("L", fmt.Sprintf("LOGIN %s %q", testUser, testPass))
+	send := rawSession(b, srv.Addr("imap.listen"))
 	send("S", "SELECT INBOX")
 	send("W", "FETCH 1:* (ENVELOPE)") // warm the page cache
 
@@ -73,6 +53,36 @@ func BenchmarkFetchEnvelope(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/msg")
 		b.ReportMetric(float64(cpuTime()-cpu0)/per, "cpu-ns/msg")
 	})
+}
+
+// rawSession logs in on a raw connection to addr and returns a function
+// that sends one command, reads its response to the tagged OK (anything else
+// fails b) and returns the number of untagged responses counted by
+// scanResponse. The connection closes with b.
+func rawSession(b *testing.B, addr string) func(tag, cmd string) int {
+	b.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	br := bufio.NewReaderSize(c, 64<<10)
+	send := func(tag, cmd string) int {
+		b.Helper()
+		if _, err := fmt.Fprintf(c, "%s %s\r\n", tag, cmd); err != nil {
+			b.Fatal(err)
+		}
+		n, status, err := scanResponse(br, tag, nil)
+		if err != nil || status != "OK" {
+			b.Fatalf("%s: %s %v", cmd, status, err)
+		}
+		return n
+	}
+	if _, err := br.ReadString('\n'); err != nil { // greeting
+		b.Fatal(err)
+	}
+	send("L", fmt.Sprintf("LOGIN %s %q", testUser, testPass))
+	return send
 }
 
 // cpuTime is the CPU time (user and system) of this process.

@@ -1,9 +1,7 @@
 package imap_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"testing"
 
 	"pombo/testutil"
@@ -22,27 +20,7 @@ func BenchmarkFetchHeaders(b *testing.B) {
 	id := testutil.AddUser(b, srv, testUser, testPass)
 	deliverAll(b, srv.Store, id, "INBOX", msgs)
 
-	c, err := net.Dial("tcp", srv.Addr("imap.listen"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 64<<10)
-	send := func(tag, cmd string) int {
-		b.Helper()
-		if _, err := fmt.Fprintf(c, "%s %s\r\n", tag, cmd); err != nil {
-			b.Fatal(err)
-		}
-		n, status, err := scanResponse(br, tag, nil)
-		if err != nil || status != "OK" {
-			b.Fatalf("%s: %s %v", cmd, status, err)
-		}
-		return n
-	}
-	if _, err := br.ReadString('\n'); err != nil { // greeting
-		b.Fatal(err)
-	}
-	send("L", fmt.Sprintf("LOGIN %s %q", testUser, testPass))
+	send := rawSession(b, srv.Addr("imap.listen"))
 	send("S", "SELECT INBOX")
 	cmd := fmt.Sprintf("UID FETCH %d:* %s", len(msgs)-49, items)
 	send("W", cmd) // warm the page cache

@@ -205,17 +205,7 @@ func TestCachedViewEqualsView(t *testing.T) {
 func TestCachedViewIsTheCallers(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
-	u := addUser(t, s, "alice@example.test")
-	inbox, err := s.MailboxByName(ctx, u.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(i, 100)), []Recipient{{MailboxID: inbox.ID}},
-			DeliverOptions{Keywords: []string{"Work"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	inbox := inboxWith(t, s, 5, DeliverOptions{Keywords: []string{"Work"}})
 	v, err := s.CachedView(ctx, inbox.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -227,22 +217,31 @@ func TestCachedViewIsTheCallers(t *testing.T) {
 	checkCachedView(t, s, inbox.ID, "after the caller changed its copy")
 }
 
-// TestCachedViewOddRows checks that the cache reads a mailbox again when
-// its row does not continue the cached state: a HIGHESTMODSEQ gone back, a
-// new UIDVALIDITY, or rows changed without a MODSEQ.
-func TestCachedViewOddRows(t *testing.T) {
-	s, _ := openTest(t)
+// inboxWith delivers n test messages to the INBOX of a new user and
+// returns that mailbox.
+func inboxWith(t *testing.T, s *Store, n int, o DeliverOptions) *Mailbox {
+	t.Helper()
 	ctx := context.Background()
 	u := addUser(t, s, "alice@example.test")
 	inbox, err := s.MailboxByName(ctx, u.ID, "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 6; i++ {
-		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(i, 100)), []Recipient{{MailboxID: inbox.ID}}, DeliverOptions{}); err != nil {
+	for i := 0; i < n; i++ {
+		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(i, 100)), []Recipient{{MailboxID: inbox.ID}}, o); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return inbox
+}
+
+// TestCachedViewOddRows checks that the cache reads a mailbox again when
+// its row does not continue the cached state: a HIGHESTMODSEQ gone back, a
+// new UIDVALIDITY, or rows changed without a MODSEQ.
+func TestCachedViewOddRows(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	inbox := inboxWith(t, s, 6, DeliverOptions{})
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if err := s.write(ctx, func(tx *Tx) error { _, err := tx.exec(q, args...); return err }); err != nil {
@@ -548,16 +547,7 @@ func bigBox(b *testing.B, n int) (*Store, int64) {
 func TestWarmView(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
-	u := addUser(t, s, "alice@example.test")
-	inbox, err := s.MailboxByName(ctx, u.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 7; i++ {
-		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(i, 100)), []Recipient{{MailboxID: inbox.ID}}, DeliverOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	inbox := inboxWith(t, s, 7, DeliverOptions{})
 	if mb, msgs := s.ViewCacheStats(); mb != 0 || msgs != 0 {
 		t.Fatalf("before WarmView the cache holds %d mailboxes, %d messages", mb, msgs)
 	}
