@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -535,16 +536,41 @@ func TestHeaderSectionsMixedLayouts(t *testing.T) {
 		want[d.UID] = append([]byte(testPrefix), raw[:hsize]...)
 		mbox = d.MailboxID
 	}
-	got, err := s.HeaderSections(ctx, mbox, uids)
-	if err != nil {
-		t.Fatal(err)
+	// A range of UIDs (read as one), the same in reverse and with gaps (read
+	// as a list), and a range that runs past the last message.
+	reversed := slices.Clone(uids)
+	slices.Reverse(reversed)
+	var gaps []uint32
+	for i, u := range uids {
+		if i%3 != 1 {
+			gaps = append(gaps, u)
+		}
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d header sections, want %d", len(got), len(want))
-	}
-	for uid, w := range want {
-		if !bytes.Equal(got[uid], w) {
-			t.Fatalf("uid %d: header section %q, want %q", uid, got[uid], w)
+	past := append(slices.Clone(uids), uids[len(uids)-1]+1, uids[len(uids)-1]+2)
+	for _, c := range []struct {
+		name string
+		uids []uint32
+	}{{"range", uids}, {"reversed", reversed}, {"gaps", gaps}, {"past the end", past}, {"one", uids[7:8]}} {
+		got, err := s.HeaderSections(ctx, mbox, c.uids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, uid := range c.uids {
+			w, ok := want[uid]
+			if !ok {
+				if g, ok := got[uid]; ok {
+					t.Fatalf("%s: uid %d has no message, got a header section %q", c.name, uid, g)
+				}
+				continue
+			}
+			n++
+			if !bytes.Equal(got[uid], w) {
+				t.Fatalf("%s: uid %d: header section %q, want %q", c.name, uid, got[uid], w)
+			}
+		}
+		if len(got) != n {
+			t.Fatalf("%s: %d header sections, want %d", c.name, len(got), n)
 		}
 	}
 }

@@ -26,25 +26,33 @@ func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	// The UIDs go as one JSON array so that the statement text, and so the
-	// prepared statement, is the same for every batch.
-	list := make([]byte, 0, len(uids)*6+2)
-	list = append(list, '[')
-	for i, u := range uids {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendUint(list, uint64(u), 10)
-	}
-	list = append(list, ']')
-	// substr: of a flat blob's chunk only the header bytes come out to Go.
-	// length() reads no content.
-	rows, err := s.query(ctx, `SELECT m.uid, m.prefix, substr(c.data, 1, b.header_size)
+	const sel = `SELECT m.uid, m.prefix, substr(c.data, 1, b.header_size)
 		FROM messages m JOIN blobs b ON b.id = m.blob_id
 		JOIN blob_chunks c ON c.blob_id = m.blob_id AND c.seq = 0
-		WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?))
-		AND b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= ?`,
-		mailboxID, string(list), MaxHeaderSection)
+		WHERE m.mailbox_id = ? AND `
+	// substr: of a flat blob's chunk only the header bytes come out to Go.
+	// length() reads no content.
+	const cond = ` AND b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= ?`
+	var rows *sql.Rows
+	var err error
+	if first, last := uids[0], uids[len(uids)-1]; last >= first && int(last-first) == len(uids)-1 && sorted(uids) {
+		// A range, as a message list asks for (the newest N): no list to
+		// build and parse.
+		rows, err = s.query(ctx, sel+"m.uid BETWEEN ? AND ?"+cond, mailboxID, first, last, MaxHeaderSection)
+	} else {
+		// The UIDs go as one JSON array so that the statement text, and so
+		// the prepared statement, is the same for every batch.
+		list := make([]byte, 0, len(uids)*6+2)
+		list = append(list, '[')
+		for i, u := range uids {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendUint(list, uint64(u), 10)
+		}
+		list = append(list, ']')
+		rows, err = s.query(ctx, sel+"m.uid IN (SELECT value FROM json_each(?))"+cond, mailboxID, string(list), MaxHeaderSection)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -63,4 +71,14 @@ func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint
 		out[uint32(uid.v)] = b
 	}
 	return out, rows.Err()
+}
+
+// sorted reports whether uids strictly increase.
+func sorted(uids []uint32) bool {
+	for i := 1; i < len(uids); i++ {
+		if uids[i] <= uids[i-1] {
+			return false
+		}
+	}
+	return true
 }
