@@ -347,11 +347,17 @@ func (s *Store) OpenMessage(ctx context.Context, messageID int64) (*BlobReader, 
 	} else if err != nil {
 		return nil, err
 	}
-	r.l0 = l0.Int64
-	if !l0.Valid {
-		r.l0 = -1
-	}
+	r.setChunk0Length(l0)
 	return r, nil
+}
+
+// setChunk0Length records chunk 0's length as chunk0Length reads it: NULL
+// when the blob is gone (the first Read then reports ErrNotFound).
+func (r *BlobReader) setChunk0Length(l0 sql.NullInt64) {
+	r.l0 = -1
+	if l0.Valid {
+		r.l0 = l0.Int64
+	}
 }
 
 // chunk0Length is the length of chunk 0 of the blob of messages row m (NULL
@@ -373,10 +379,7 @@ func (s *Store) openBlob(ctx context.Context, blobID int64, prefix []byte) (*Blo
 		return nil, err
 	}
 	r.size = int64(len(prefix)) + size
-	r.l0 = l0.Int64
-	if !l0.Valid {
-		r.l0 = -1
-	}
+	r.setChunk0Length(l0)
 	return r, nil
 }
 

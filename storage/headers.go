@@ -35,10 +35,10 @@ func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint
 	const cond = ` AND b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= ?`
 	var rows *sql.Rows
 	var err error
-	if first, last := uids[0], uids[len(uids)-1]; last >= first && int(last-first) == len(uids)-1 && sorted(uids) {
+	if contiguous(uids) {
 		// A range, as a message list asks for (the newest N): no list to
 		// build and parse.
-		rows, err = s.query(ctx, sel+"m.uid BETWEEN ? AND ?"+cond, mailboxID, first, last, MaxHeaderSection)
+		rows, err = s.query(ctx, sel+"m.uid BETWEEN ? AND ?"+cond, mailboxID, uids[0], uids[len(uids)-1], MaxHeaderSection)
 	} else {
 		// The UIDs go as one JSON array so that the statement text, and so
 		// the prepared statement, is the same for every batch.
@@ -73,10 +73,10 @@ func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint
 	return out, rows.Err()
 }
 
-// sorted reports whether uids strictly increase.
-func sorted(uids []uint32) bool {
-	for i := 1; i < len(uids); i++ {
-		if uids[i] <= uids[i-1] {
+// contiguous reports whether uids are n, n+1, n+2, ... in this order.
+func contiguous(uids []uint32) bool {
+	for i, u := range uids {
+		if uint64(u) != uint64(uids[0])+uint64(i) {
 			return false
 		}
 	}

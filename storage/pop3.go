@@ -34,7 +34,7 @@ func (s *Store) OpenMessageHeader(ctx context.Context, messageID int64) (*BlobRe
 // size, chunk0Length, chunk 0 and chunk 1 (NULL: not read). Scalar
 // subqueries rather than joins: see chunk0Length.
 func (s *Store) openLoaded(ctx context.Context, messageID int64, q string) (*BlobReader, error) {
-	r := &BlobReader{s: s, ctx: ctx, l0: -1}
+	r := &BlobReader{s: s, ctx: ctx}
 	var l0 sql.NullInt64
 	var first, next []byte
 	err := s.queryRow(ctx, q, messageID).Scan(&r.prefix, &r.blobID, &r.size, &l0, &first, &next)
@@ -43,9 +43,9 @@ func (s *Store) openLoaded(ctx context.Context, messageID int64, q string) (*Blo
 	} else if err != nil {
 		return nil, err
 	}
+	r.setChunk0Length(l0)
 	if l0.Valid {
 		// Chunk 0 may be empty; a later chunk never is.
-		r.l0 = l0.Int64
 		r.chunks[0] = loadedChunk{start: 0, data: nonNil(first)}
 		if len(next) > 0 {
 			r.chunks[1] = loadedChunk{start: r.l0, data: next}
