@@ -139,8 +139,7 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 		// UNSEEN and the like, at every folder check: the view holds the
 		// flags of every message it shows, as storage has them.
 		for i, u := range sel.uids {
-			fs := &sel.sets.list[sel.flags[i]]
-			if sc.MatchFlags(u, fs.bits, fs.kws) {
+			if sc.MatchFlags(u, sel.flags[i], sel.keywords(i)) {
 				found = append(found, u)
 			}
 		}

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,18 +16,25 @@ import (
 )
 
 // selected is a session's view of its selected mailbox.
+//
+// SELECT borrows uids, flags and kws from storage's view cache (CachedView)
+// instead of copying them: the session copies each (own) before its first
+// change in place. Appending needs no copy: borrowed slices are clipped.
 type selected struct {
 	id          int64
 	name        string
 	uidValidity uint32
 	readOnly    bool
-	uids        []uint32         // what the client knows: seq n is uids[n-1]
-	flags       []uint32         // flags of uids[i] as of modseq, an index into sets
-	sets        flagSets         // the distinct flag lists of the mailbox
-	modseq      int64            // changes up to here are applied to the view
-	gone        map[uint32]bool  // expunged in storage, not yet told (EXPUNGE)
-	echoed      map[uint32]int64 // flag changes this session already sent, by MODSEQ
-	dirty       bool             // events arrived that were not yet read
+	uids        []uint32            // what the client knows: seq n is uids[n-1]
+	flags       []storage.Flags     // system flags of uids[i] as of modseq
+	kws         map[uint32][]string // keywords by UID, of messages that have some
+	sharedUIDs  bool                // uids and flags are borrowed
+	sharedKws   bool                // kws is borrowed
+	sets        flagSets            // the distinct flag lists of the mailbox
+	modseq      int64               // changes up to here are applied to the view
+	gone        map[uint32]bool     // expunged in storage, not yet told (EXPUNGE)
+	echoed      map[uint32]int64    // flag changes this session already sent, by MODSEQ
+	dirty       bool                // events arrived that were not yet read
 }
 
 // seqOf returns the sequence number of uid in the view, or 0.
@@ -38,41 +46,116 @@ func (m *selected) seqOf(uid uint32) uint32 {
 	return 0
 }
 
+// ownUIDs makes uids and flags the session's own, before a change in place.
+func (m *selected) ownUIDs() {
+	if m.sharedUIDs {
+		m.uids = slices.Clone(m.uids)
+		m.flags = slices.Clone(m.flags)
+		m.sharedUIDs = false
+	}
+}
+
 func (m *selected) remove(seq uint32) {
+	m.ownUIDs()
+	if !m.sharedKws {
+		delete(m.kws, m.uids[seq-1])
+	} // else: a borrowed map keeps the UID, which the view no longer asks for
 	m.uids = append(m.uids[:seq-1], m.uids[seq:]...)
 	m.flags = append(m.flags[:seq-1], m.flags[seq:]...)
+}
+
+// keywords returns the keywords of uids[i].
+func (m *selected) keywords(i int) []string {
+	if len(m.kws) == 0 {
+		return nil
+	}
+	return m.kws[m.uids[i]]
+}
+
+// setKeywords records the keywords of uid, interned so that equal lists are
+// one list.
+func (m *selected) setKeywords(uid uint32, f storage.Flags, kws []string) {
+	if len(kws) == 0 && len(m.kws[uid]) == 0 {
+		return
+	}
+	if m.sharedKws {
+		m.kws = maps.Clone(m.kws)
+		m.sharedKws = false
+	}
+	if len(kws) == 0 {
+		delete(m.kws, uid)
+		return
+	}
+	if m.kws == nil {
+		m.kws = make(map[uint32][]string)
+	}
+	m.kws[uid] = m.sets.list[m.sets.internKey(f, kws)].kws
 }
 
 // flagsOf returns the flags of message seq as of m.modseq; the list is
 // shared and must not be changed.
 func (m *selected) flagsOf(seq uint32) []imap.Flag {
-	return m.sets.list[m.flags[seq-1]].flags
+	return m.sets.list[m.sets.intern(m.flags[seq-1], m.keywords(int(seq-1)))].flags
 }
 
 // flagSets interns the flag lists of a view. A mailbox has few distinct
-// combinations of flags and keywords, so the view keeps a small index per
-// message, and FETCH FLAGS writes a shared list: answering it needs neither
-// storage nor an allocation. Sets are never dropped while the mailbox is
-// selected; a mailbox that sees every combination once would grow the table
-// by one per change, which is bounded by the changes the session saw.
+// combinations of flags and keywords, so FETCH FLAGS writes a shared list:
+// answering it needs neither storage nor an allocation. Sets are never
+// dropped while the mailbox is selected; a mailbox that sees every
+// combination once would grow the table by one per change, which is bounded
+// by the changes the session saw.
 type flagSets struct {
 	list  []flagSet
-	plain [32]uint32        // index+1 of the set of system flags f (no keywords)
-	other map[string]uint32 // index of the others, by flags and keywords
+	plain [32]uint32         // index+1 of the set of system flags f (no keywords)
+	other map[string]uint32  // index of the others, by flags and keywords
+	byRef map[listRef]uint32 // the same, by the address of a keyword list
 }
 
 type flagSet struct {
 	flags []imap.Flag
-	bits  storage.Flags // what flags says, for searches in memory
 	kws   []string
 }
 
+// listRef names a keyword list by its address: the lists of a view are
+// shared by the messages that have equal ones (storage interns them, and so
+// does setKeywords), and never changed, so one lookup by address spares
+// building a key for every message of a FETCH FLAGS.
+type listRef struct {
+	f storage.Flags
+	p *string
+	n int
+}
+
+// maxListRefs bounds byRef; past it, lookups build the key.
+const maxListRefs = 4096
+
+// intern returns the index of the set of f and kws, a list that lives as
+// long as the view (one of storage's, or a set's own).
 func (t *flagSets) intern(f storage.Flags, kws []string) uint32 {
+	if len(kws) == 0 {
+		return t.internKey(f, nil)
+	}
+	ref := listRef{f, &kws[0], len(kws)}
+	if i, ok := t.byRef[ref]; ok {
+		return i
+	}
+	i := t.internKey(f, kws)
+	if len(t.byRef) < maxListRefs {
+		if t.byRef == nil {
+			t.byRef = make(map[listRef]uint32)
+		}
+		t.byRef[ref] = i
+	}
+	return i
+}
+
+// internKey is intern by value, for lists that are not kept.
+func (t *flagSets) internKey(f storage.Flags, kws []string) uint32 {
 	if len(kws) == 0 && f >= 0 && int(f) < len(t.plain) {
 		if i := t.plain[f]; i != 0 {
 			return i - 1
 		}
-		t.list = append(t.list, flagSet{flags: flagList(f, nil), bits: f})
+		t.list = append(t.list, flagSet{flags: flagList(f, nil)})
 		t.plain[f] = uint32(len(t.list))
 		return uint32(len(t.list) - 1)
 	}
@@ -83,7 +166,7 @@ func (t *flagSets) intern(f storage.Flags, kws []string) uint32 {
 	if t.other == nil {
 		t.other = make(map[string]uint32)
 	}
-	t.list = append(t.list, flagSet{flags: flagList(f, kws), bits: f, kws: append([]string(nil), kws...)})
+	t.list = append(t.list, flagSet{flags: flagList(f, kws), kws: slices.Clip(append([]string(nil), kws...))})
 	i := uint32(len(t.list) - 1)
 	t.other[key] = i
 	return i
@@ -134,28 +217,13 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		uidValidity: v.UIDValidity,
 		readOnly:    o.ReadOnly,
 		uids:        v.UIDs,
-		flags:       make([]uint32, len(v.UIDs)),
+		flags:       v.Flags,
+		kws:         v.Keywords,
+		sharedUIDs:  true,
+		sharedKws:   true,
 		modseq:      v.HighestModSeq,
 		gone:        make(map[uint32]bool),
 		echoed:      make(map[uint32]int64),
-	}
-	// Neighbours mostly carry the same flags and no keywords: at 100,000
-	// messages, interning each one was most of the cost of a SELECT.
-	prev, prevSet := storage.Flags(-1), uint32(0)
-	for i, f := range v.Flags {
-		var kws []string
-		if len(v.Keywords) > 0 {
-			kws = v.Keywords[v.UIDs[i]]
-		}
-		if kws == nil && f == prev {
-			sel.flags[i] = prevSet
-			continue
-		}
-		set := sel.sets.intern(f, kws)
-		if kws == nil {
-			prev, prevSet = f, set
-		}
-		sel.flags[i] = set
 	}
 	s.sel = sel
 	perm := append([]imap.Flag(nil), systemFlags...)
@@ -231,18 +299,22 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			last = sel.uids[n-1]
 		}
 		// The view's flags first, all of them, then what to tell.
-		var added, addedFlags []uint32
+		var added []uint32
+		var addedFlags []storage.Flags
 		changed := make([]uint32, len(c.Changed)) // seq of c.Changed[i], 0 if none
 		for i := range c.Changed {
 			m := &c.Changed[i]
-			f := sel.sets.intern(m.Flags, m.Keywords)
 			if m.UID > last {
 				added = append(added, m.UID)
-				addedFlags = append(addedFlags, f)
+				addedFlags = append(addedFlags, m.Flags)
 			} else if seq := sel.seqOf(m.UID); seq != 0 {
-				sel.flags[seq-1] = f
+				sel.ownUIDs()
+				sel.flags[seq-1] = m.Flags
 				changed[i] = seq
+			} else {
+				continue
 			}
+			sel.setKeywords(m.UID, m.Flags, m.Keywords)
 		}
 		for i, seq := range changed {
 			m := &c.Changed[i]

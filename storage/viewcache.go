@@ -56,16 +56,33 @@ type viewEntry struct {
 }
 
 // cachedView is a view and what checks it against the mailbox row.
+//
+// SELECT takes the view without a copy (share): from then on the view is
+// lent, and a change that would write over what a borrower reads (a flag
+// change, an expunge, keywords) first gives the cache its own copy (own). A
+// new message without keywords is appended in place: borrowers' slices are
+// clipped, so they never see past their own length, and an append of theirs
+// copies.
 type cachedView struct {
 	MailboxView
 	unseen int64 // messages of the view without \Seen
+	lent   bool  // UIDs, Flags and Keywords are shared with callers
+
+	// kwLists holds one list per distinct keywords column, shared by every
+	// message that has it, so that a session can tell equal lists by their
+	// address.
+	kwLists map[string][]string
 }
 
 // CachedView returns what View returns for the same database state, from a
 // process-wide cache that a call brings up to date from the changes made
-// since the previous one, read in one transaction with the mailbox row. The
-// view returned is the caller's, except the keyword lists, which are shared
-// with the cache and must not be modified in place.
+// since the previous one, read in one transaction with the mailbox row.
+//
+// The view is shared, not copied: a SELECT of 100,000 messages would
+// otherwise copy 1.2 MB. The caller must not change UIDs, Flags, Keywords or
+// the keyword lists in place; appending to UIDs and Flags is safe (they are
+// clipped, so append copies). Later changes to the mailbox never show in a
+// view already returned.
 func (s *Store) CachedView(ctx context.Context, mailboxID int64) (*MailboxView, error) {
 	return s.cachedView(ctx, mailboxID, true)
 }
@@ -90,8 +107,8 @@ func (s *Store) WarmView(ctx context.Context, mailboxID int64) error {
 // cache holds.
 func (s *Store) ViewCacheStats() (mailboxes, messages int) { return s.views.stats() }
 
-// cachedView is CachedView; without clone it returns no view, only the error.
-func (s *Store) cachedView(ctx context.Context, mailboxID int64, clone bool) (*MailboxView, error) {
+// cachedView is CachedView; without want it returns no view, only the error.
+func (s *Store) cachedView(ctx context.Context, mailboxID int64, want bool) (*MailboxView, error) {
 	c := &s.views
 	e := c.acquire(mailboxID)
 	e.mu.Lock()
@@ -100,8 +117,8 @@ func (s *Store) cachedView(ctx context.Context, mailboxID int64, clone bool) (*M
 	size := -1 // dropped from the cache
 	if e.v != nil {
 		size = len(e.v.UIDs)
-		if err == nil && clone {
-			out = e.v.clone()
+		if err == nil && want {
+			out = e.v.share()
 		}
 	}
 	e.mu.Unlock()
@@ -248,7 +265,7 @@ func (s *Store) loadView(ctx context.Context, tx *sql.Tx, m *Mailbox) (*cachedVi
 			if v.Keywords == nil {
 				v.Keywords = make(map[uint32][]string)
 			}
-			v.Keywords[u] = splitKeywords(kw)
+			v.Keywords[u] = v.keywordList(kw)
 		}
 		v.UIDs = append(v.UIDs, u)
 		v.Flags = append(v.Flags, f)
@@ -311,12 +328,20 @@ func (v *cachedView) apply(m *Mailbox, changed []viewRow, expunged []uint32) boo
 	for _, r := range changed {
 		from = min(from, r.uid)
 		if n := len(v.UIDs); n == 0 || r.uid > v.UIDs[n-1] {
-			// UIDs only grow: a new message comes after every other.
+			// UIDs only grow: a new message comes after every other, past
+			// the length of every borrower's slices.
+			if r.kw != "" {
+				v.own()
+			}
 			v.UIDs = append(v.UIDs, r.uid)
 			v.Flags = append(v.Flags, r.flags)
 		} else if i, ok := slices.BinarySearch(v.UIDs, r.uid); ok {
+			v.own()
 			v.unseen -= unseen(v.Flags[i])
 			v.Flags[i] = r.flags
+			if r.kw == "" {
+				delete(v.Keywords, r.uid)
+			}
 		} else {
 			return false
 		}
@@ -325,9 +350,7 @@ func (v *cachedView) apply(m *Mailbox, changed []viewRow, expunged []uint32) boo
 			if v.Keywords == nil {
 				v.Keywords = make(map[uint32][]string)
 			}
-			v.Keywords[r.uid] = splitKeywords(r.kw)
-		} else {
-			delete(v.Keywords, r.uid)
+			v.Keywords[r.uid] = v.keywordList(r.kw)
 		}
 	}
 	v.remove(expunged)
@@ -359,12 +382,15 @@ func (v *cachedView) remove(uids []uint32) {
 		if ok {
 			at = append(at, i)
 			v.unseen -= unseen(v.Flags[i])
-			delete(v.Keywords, u)
 		}
 		lo = i
 	}
 	if len(at) == 0 {
 		return
+	}
+	v.own()
+	for _, i := range at {
+		delete(v.Keywords, v.UIDs[i])
 	}
 	n, w := len(v.UIDs), at[0]
 	for k, i := range at {
@@ -379,19 +405,51 @@ func (v *cachedView) remove(uids []uint32) {
 	v.UIDs, v.Flags = v.UIDs[:w], v.Flags[:w]
 }
 
-// clone copies v for a caller who will change it. The keyword lists are
-// shared: they are never changed in place.
-func (v *cachedView) clone() *MailboxView {
+// share lends v to a caller (CachedView).
+func (v *cachedView) share() *MailboxView {
+	v.lent = true
 	out := &MailboxView{
 		Mailbox:        v.Mailbox,
-		UIDs:           slices.Clone(v.UIDs),
-		Flags:          slices.Clone(v.Flags),
+		UIDs:           slices.Clip(v.UIDs),
+		Flags:          slices.Clip(v.Flags),
 		FirstUnseenUID: v.FirstUnseenUID,
 	}
 	if len(v.Keywords) > 0 {
-		out.Keywords = maps.Clone(v.Keywords)
+		out.Keywords = v.Keywords
 	}
 	return out
+}
+
+// own gives v copies of its own of what it lent, before a change in place.
+// The keyword lists stay shared: they are never changed.
+func (v *cachedView) own() {
+	if !v.lent {
+		return
+	}
+	v.UIDs = slices.Clone(v.UIDs)
+	v.Flags = slices.Clone(v.Flags)
+	v.Keywords = maps.Clone(v.Keywords)
+	v.lent = false
+}
+
+// maxKeywordLists bounds the distinct keyword lists a view shares; past it,
+// messages get lists of their own.
+const maxKeywordLists = 1024
+
+// keywordList returns the list of a keywords column, the same one for
+// every message that has it.
+func (v *cachedView) keywordList(kw string) []string {
+	if l, ok := v.kwLists[kw]; ok {
+		return l
+	}
+	l := slices.Clip(splitKeywords(kw))
+	if len(v.kwLists) < maxKeywordLists {
+		if v.kwLists == nil {
+			v.kwLists = make(map[string][]string)
+		}
+		v.kwLists[kw] = l
+	}
+	return l
 }
 
 func unseen(f Flags) int64 {

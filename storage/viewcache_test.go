@@ -200,21 +200,82 @@ func TestCachedViewEqualsView(t *testing.T) {
 	t.Logf("%d mailbox ids, %d deletes gave the id to the next mailbox", len(seen), reused)
 }
 
-// TestCachedViewIsTheCallers checks that changing a returned view changes
-// neither the cache nor the next caller's view.
-func TestCachedViewIsTheCallers(t *testing.T) {
+// TestCachedViewIsASnapshot checks that a view CachedView returned keeps
+// the state it was read in while the cache is brought up to date with every
+// kind of change, and that a caller appending to its view changes nothing
+// of anybody else's.
+func TestCachedViewIsASnapshot(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
 	inbox := inboxWith(t, s, 5, DeliverOptions{Keywords: []string{"Work"}})
-	v, err := s.CachedView(ctx, inbox.ID)
+	deliver := func(kws []string) {
+		t.Helper()
+		if _, err := s.Deliver(ctx, bytes.NewReader(testMessage(9, 100)), []Recipient{{MailboxID: inbox.ID}}, DeliverOptions{Keywords: kws}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := []struct {
+		name   string
+		change func()
+	}{
+		{"new message", func() { deliver(nil) }},
+		{"new message with keywords", func() { deliver([]string{"$NotJunk"}) }},
+		{"flags", func() {
+			if _, err := s.SetFlags(ctx, inbox.ID, []uint32{2}, FlagsAdd, FlagSeen, nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"keywords", func() {
+			if _, err := s.SetFlags(ctx, inbox.ID, []uint32{3}, FlagsRemove, 0, []string{"Work"}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"expunge", func() {
+			if _, err := s.SetFlags(ctx, inbox.ID, []uint32{1, 4}, FlagsAdd, FlagDeleted, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Expunge(ctx, inbox.ID, nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range changes {
+		held, err := s.CachedView(ctx, inbox.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.View(ctx, inbox.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.change()
+		checkCachedView(t, s, inbox.ID, c.name)
+		if !reflect.DeepEqual(held, want) {
+			t.Fatalf("%s: a view held across the change changed\n got %s\nwant %s", c.name, describeView(held), describeView(want))
+		}
+	}
+
+	// Two callers hold views of different lengths from one array; the
+	// shorter one appends.
+	short, err := s.CachedView(ctx, inbox.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.UIDs = append(v.UIDs[:1], v.UIDs[2:]...)
-	v.Flags[0] = FlagDeleted
-	delete(v.Keywords, 1)
-	v.HighestModSeq = 0
-	checkCachedView(t, s, inbox.ID, "after the caller changed its copy")
+	deliver(nil)
+	long, err := s.CachedView(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.View(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.UIDs = append(short.UIDs, 1<<30)
+	short.Flags = append(short.Flags, FlagDraft)
+	if !reflect.DeepEqual(long, want) {
+		t.Fatalf("another caller's append changed a view\n got %s\nwant %s", describeView(long), describeView(want))
+	}
+	checkCachedView(t, s, inbox.ID, "after a caller appended to its view")
 }
 
 // inboxWith delivers n test messages to the INBOX of a new user and
