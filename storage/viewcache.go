@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -44,6 +45,12 @@ type viewCache struct {
 	// them (rows changed without a MODSEQ, HIGHESTMODSEQ gone back): never,
 	// unless something writes behind storage's back.
 	repairs atomic.Int64
+	// fromSnapshot counts views read cold from a saved view (view_snapshots).
+	fromSnapshot atomic.Int64
+
+	// snapMin is the size from which views are saved; 0 means
+	// DefaultSnapshotMessages.
+	snapMin int
 }
 
 type viewEntry struct {
@@ -112,7 +119,7 @@ func (s *Store) cachedView(ctx context.Context, mailboxID int64, want bool) (*Ma
 	c := &s.views
 	e := c.acquire(mailboxID)
 	e.mu.Lock()
-	err := s.refreshView(ctx, e)
+	save, err := s.refreshView(ctx, e)
 	var out *MailboxView
 	size := -1 // dropped from the cache
 	if e.v != nil {
@@ -123,7 +130,22 @@ func (s *Store) cachedView(ctx context.Context, mailboxID int64, want bool) (*Ma
 	}
 	e.mu.Unlock()
 	c.account(e, size)
+	if save != nil {
+		// Saved even if the caller has gone: the work is done. A view that
+		// could not be saved is read whole again next time.
+		err := s.saveSnapshot(context.WithoutCancel(ctx), mailboxID, save.uidValidity, save.modseq, save.data)
+		if err != nil && !s.closed.Load() {
+			slog.Warn("storage: saving an IMAP view", "err", err)
+		}
+	}
 	return out, err
+}
+
+// viewSave is a view to save, encoded while its entry was locked.
+type viewSave struct {
+	uidValidity uint32
+	modseq      int64
+	data        []byte
 }
 
 // acquire returns the entry of a mailbox, adding an empty one, and makes it
@@ -188,19 +210,39 @@ func (c *viewCache) stats() (mailboxes, messages int) {
 }
 
 // refreshView brings e.v to the current state of its mailbox, in one read
-// transaction. On an error e.v is either unchanged or nil.
-func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
+// transaction. On an error e.v is either unchanged or nil. When the view was
+// read cold and is worth saving (view_snapshots), it returns it encoded.
+func (s *Store) refreshView(ctx context.Context, e *viewEntry) (*viewSave, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
 	m, err := scanMailbox(s.txQueryRow(ctx, tx, "SELECT "+mailboxCols+" FROM mailboxes WHERE id = ?", e.id))
 	if errors.Is(err, sql.ErrNoRows) {
 		e.v = nil
-		return fmt.Errorf("mailbox %d: %w", e.id, ErrNotFound)
+		return nil, fmt.Errorf("mailbox %d: %w", e.id, ErrNotFound)
 	} else if err != nil {
-		return err
+		return nil, err
+	}
+	old := e.v
+	if old == nil {
+		// Cold: from the saved view when there is one that leads here.
+		v, changes, err := s.viewFromSnapshot(ctx, tx, m)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			s.views.fromSnapshot.Add(1)
+			e.v = v
+			return s.views.saveOf(v, changes), nil
+		}
+		v, err = s.loadView(ctx, tx, m)
+		if err != nil {
+			return nil, err
+		}
+		e.v = v
+		return s.views.saveOf(v, -1), nil
 	}
 	reload := func() error {
 		e.v = nil
@@ -211,33 +253,46 @@ func (s *Store) refreshView(ctx context.Context, e *viewEntry) error {
 		e.v = v
 		return nil
 	}
-	old := e.v
 	// Another mailbox may have taken the id of a deleted one (SQLite reuses
 	// the largest rowid): its UIDVALIDITY differs, as UIDVALIDITY only grows.
-	same := old != nil && old.UIDValidity == m.UIDValidity && old.UserID == m.UserID
+	same := old.UIDValidity == m.UIDValidity && old.UserID == m.UserID
 	if !same || m.HighestModSeq < old.HighestModSeq {
 		if same {
 			s.views.repairs.Add(1) // HIGHESTMODSEQ went back
 		}
-		return reload()
+		return nil, reload()
 	}
 	if m.HighestModSeq == old.HighestModSeq {
 		if old.fits(m) {
 			old.Mailbox = *m // name, subscription, size
-			return nil
+			return nil, nil
 		}
 	} else {
 		changed, expunged, err := s.readChanges(ctx, tx, e.id, old.HighestModSeq)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if old.apply(m, changed, expunged) {
-			return nil
+			return nil, nil
 		}
 	}
 	// The rows do not fit the view: read it again.
 	s.views.repairs.Add(1)
-	return reload()
+	return nil, reload()
+}
+
+// saveOf returns v encoded for saving when it is large enough to be worth
+// it and was read whole (changes < 0) or from a saved view followed by many
+// changes.
+func (c *viewCache) saveOf(v *cachedView, changes int) *viewSave {
+	min := c.snapMin
+	if min == 0 {
+		min = DefaultSnapshotMessages
+	}
+	if len(v.UIDs) < min || (changes >= 0 && changes < snapshotChanges) {
+		return nil
+	}
+	return &viewSave{uidValidity: v.UIDValidity, modseq: v.HighestModSeq, data: encodeView(v)}
 }
 
 // loadView reads the whole view of mailbox m in tx (View, and the cache).

@@ -90,6 +90,7 @@ func TestCachedViewEqualsView(t *testing.T) {
 	t.Logf("seed %d (rerun with -viewcache.seed=%d)", seed, seed)
 	r := rand.New(rand.NewPCG(seed, 0))
 	s, _ := openTest(t)
+	s.views.snapMin = 1 // every view read whole is saved
 	ctx := context.Background()
 	u := addUser(t, s, "alice@example.test")
 	if err := s.CreateMailbox(ctx, u.ID, "Other", ""); err != nil {
@@ -112,8 +113,13 @@ func TestCachedViewEqualsView(t *testing.T) {
 		}
 		seen = append(seen, id)
 	}
-	reused := 0
+	reused, forgot := 0, 0
 	for step := 0; step < 400; step++ {
+		if r.IntN(20) == 0 {
+			// As after a restart: the next reads start from the saved views.
+			forgetViews(s)
+			forgot++
+		}
 		a := idOf(names[r.IntN(2)])
 		b := idOf(names[r.IntN(2)])
 		var what string
@@ -197,7 +203,11 @@ func TestCachedViewEqualsView(t *testing.T) {
 	for _, id := range seen {
 		checkCachedView(t, s, id, "end")
 	}
-	t.Logf("%d mailbox ids, %d deletes gave the id to the next mailbox", len(seen), reused)
+	t.Logf("%d mailbox ids, %d deletes gave the id to the next mailbox; cache forgotten %d times, %d views read from a saved one",
+		len(seen), reused, forgot, s.views.fromSnapshot.Load())
+	if forgot > 2 && s.views.fromSnapshot.Load() == 0 {
+		t.Fatal("no view was read from a saved one")
+	}
 }
 
 // TestCachedViewIsASnapshot checks that a view CachedView returned keeps
@@ -519,8 +529,9 @@ func TestViewCacheBounded(t *testing.T) {
 }
 
 // BenchmarkCachedView is the read of SELECT on 100,000 messages: View
-// reads every row; CachedView, once it holds the mailbox, reads what
-// changed (nothing, or one flag) and copies its view.
+// reads every row; cold-saved is CachedView's first read after a restart,
+// from the saved view; then CachedView holding the mailbox reads what
+// changed (nothing, or one flag).
 func BenchmarkCachedView(b *testing.B) {
 	s, mb := bigBox(b, 100000)
 	ctx := context.Background()
@@ -532,9 +543,22 @@ func BenchmarkCachedView(b *testing.B) {
 			}
 		}
 	})
+	// The first read saves the view (view_snapshots).
 	if _, err := s.CachedView(ctx, mb); err != nil {
 		b.Fatal(err)
 	}
+	b.Run("cold-saved", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			forgetViews(s)
+			if v, err := s.CachedView(ctx, mb); err != nil || len(v.UIDs) != 100000 {
+				b.Fatal(err)
+			}
+		}
+		if s.views.fromSnapshot.Load() == 0 {
+			b.Fatal("not read from the saved view")
+		}
+	})
 	b.Run("unchanged", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
