@@ -10,6 +10,9 @@
 //
 //	python3 /work/shared/corpus/make_corpus.py --count 2000 --out /tmp/c2000.mbox
 //	go run ./bench/imap -n 100000 -corpus /tmp/c2000.mbox -dir /tmp/imapbench
+//
+// The data directory is kept for the next run with the same -dir, which
+// skips the fill; -keep=false deletes it at the end.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net"
@@ -33,6 +37,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"pombo/auth"
+	"pombo/bench/internal/proc"
 	"pombo/imap"
 	"pombo/netbuf"
 	"pombo/storage"
@@ -46,7 +51,8 @@ const (
 func main() {
 	n := flag.Int("n", 100000, "messages in INBOX")
 	corpusPath := flag.String("corpus", "", "mbox from make_corpus.py (needed to fill)")
-	dir := flag.String("dir", "", "data directory (kept, and reused when already filled)")
+	dir := flag.String("dir", "", "data directory (reused when already filled; default: a new temporary one)")
+	keep := flag.Bool("keep", true, "keep the data directory at the end, for the next run with the same -dir (false: delete it)")
 	serve := flag.Bool("serve", false, "internal: run pombo's server in this process")
 	rounds := flag.Int("rounds", 3, "times each command runs (the first is the cold one)")
 	dovecot := flag.Bool("dovecot", true, "also measure Dovecot")
@@ -66,7 +72,8 @@ func main() {
 		*dir = d
 	}
 	if *mixed {
-		runMixed(*dir, *corpusPath, *only)
+		runMixed(*dir, *corpusPath, *only, *cpuprofile)
+		tidy(*dir, *keep)
 		return
 	}
 	var c corpus
@@ -100,11 +107,48 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		res := measure("dovecot", d.addr, *n, *rounds, d.sessionPIDs)
-		d.stop()
+		// The imap processes serving sessions (there is one: ours).
+		sessions := func() []int { return proc.Children(d.PID(), "imap", "indexer-worker") }
+		res := measure("dovecot", d.Addr, *n, *rounds, sessions)
+		d.Stop()
 		results = append(results, res)
 	}
 	printTable(*n, results)
+	tidy(*dir, *keep)
+}
+
+// tidy deletes what the run wrote in dir (its pombo and dovecot data, then
+// dir itself if that leaves it empty), or when the data is kept says how
+// large it is and how to delete it: the mixed workload's is gigabytes.
+func tidy(dir string, keep bool) {
+	if !keep {
+		for _, sub := range []string{"pombo", "dovecot"} {
+			if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+				log.Fatal(err)
+			}
+		}
+		os.Remove(dir)
+		fmt.Fprintf(os.Stderr, "\ndeleted the data in %s\n", dir)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "\ndata kept for the next run with -dir %s: %.2f GB on disk; delete it with: rm -rf %s (or run with -keep=false)\n", dir, float64(diskUsage(dir))/1e9, dir)
+}
+
+// diskUsage is the space the files under dir take, as du counts it.
+func diskUsage(dir string) int64 {
+	var sum int64
+	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := e.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				sum += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return sum
 }
 
 type cmdResult struct {
@@ -145,18 +189,11 @@ func measure(server, addr string, n, rounds int, pids func() []int) serverResult
 	if len(ps) == 0 {
 		fatalf("%s: no server process found", server)
 	}
-	cpu := func() time.Duration {
-		var sum time.Duration
-		for _, p := range pids() {
-			t, _, _, _ := procStat(p)
-			sum += t
-		}
-		return sum
-	}
+	cpu := func() time.Duration { return proc.TickCPU(pids()) }
 	rss := func() int64 {
 		var sum int64
 		for _, p := range pids() {
-			sum += rssKB(p)
+			sum += proc.RSSKB(p)
 		}
 		return sum
 	}

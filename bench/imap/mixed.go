@@ -22,7 +22,10 @@ package main
 // (/proc/PID/task/TID/schedstat, in ns): pombo's one process; Dovecot's
 // master and all its descendants (imap, imap-login, auth, config, log, anvil,
 // stats...). The \Seen flags the loop sets are reset (unmeasured) after each
-// run, so a data directory can be reused.
+// run, so a data directory can be reused: it is kept (about 8 GB with the
+// defaults; the end of the run says how much and how to delete it) unless
+// -keep=false. -cpuprofile profiles pombo's server from its start to its
+// stop, the unmeasured first sync included.
 
 import (
 	"flag"
@@ -32,10 +35,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"pombo/bench/internal/proc"
 )
 
 var (
@@ -140,7 +144,7 @@ type mixedResult struct {
 	digest [][]int64
 }
 
-func runMixed(dir, corpusPath, only string) {
+func runMixed(dir, corpusPath, only, cpuprofile string) {
 	accounts, inbox := *mixedClients, *mixedInbox
 	if inbox < mixedRecent {
 		log.Fatalf("-mixed-inbox must be at least %d", mixedRecent)
@@ -169,7 +173,7 @@ func runMixed(dir, corpusPath, only string) {
 	}
 	var results []*mixedResult
 	if withPombo {
-		addr, child := startPombo(filepath.Join(dir, "pombo"), "")
+		addr, child := startPombo(filepath.Join(dir, "pombo"), cpuprofile)
 		pid := child.Process.Pid
 		results = append(results, mixedMeasure("pombo", addr, inbox, steps, warm, func() []int { return []int{pid} }, nil))
 		child.Process.Signal(syscall.SIGTERM)
@@ -180,19 +184,19 @@ func runMixed(dir, corpusPath, only string) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		master := d.cmd.Process.Pid
-		all := func() []int { return descendants(master) }
+		master := d.PID()
+		all := func() []int { return proc.Descendants(master) }
 		imapOnly := func() []int {
 			var out []int
 			for _, p := range all() {
-				if _, _, comm, ok := procStat(p); ok && comm == "imap" {
+				if st, ok := proc.ReadStat(p); ok && st.Comm == "imap" {
 					out = append(out, p)
 				}
 			}
 			return out
 		}
-		results = append(results, mixedMeasure("dovecot", d.addr, inbox, steps, warm, all, imapOnly))
-		d.stop()
+		results = append(results, mixedMeasure("dovecot", d.Addr, inbox, steps, warm, all, imapOnly))
+		d.Stop()
 	}
 	printMixed(accounts, inbox, steps, results)
 }
@@ -253,7 +257,7 @@ func mixedMeasure(server, addr string, inbox int, steps, warm [][]step, pids, im
 		imapPs = imapPids()
 	}
 	fmt.Fprintf(os.Stderr, "%s: server processes: %s\n", server, comms(ps))
-	cpu0, imap0, ticks0 := schedCPU(ps), schedCPU(imapPs), tickCPU(ps)
+	cpu0, imap0, ticks0 := proc.SchedCPU(ps), proc.SchedCPU(imapPs), proc.TickCPU(ps)
 	t0 = time.Now()
 	lat := make([]map[string]*kindStat, len(steps))
 	parallel(len(clients), len(clients), func(a int) {
@@ -269,7 +273,7 @@ func mixedMeasure(server, addr string, inbox int, steps, warm [][]step, pids, im
 		}
 	})
 	res.cWall = time.Since(t0)
-	res.cCPU, res.cImapCPU, res.cTicks = schedCPU(ps)-cpu0, schedCPU(imapPs)-imap0, tickCPU(ps)-ticks0
+	res.cCPU, res.cImapCPU, res.cTicks = proc.SchedCPU(ps)-cpu0, proc.SchedCPU(imapPs)-imap0, proc.TickCPU(ps)-ticks0
 	for _, l := range lat {
 		for k, st := range l {
 			if res.cLat[k] == nil {
@@ -280,16 +284,16 @@ func mixedMeasure(server, addr string, inbox int, steps, warm [][]step, pids, im
 		}
 	}
 	for _, p := range pids() {
-		res.rssKB += rssKB(p)
-		res.pssKB += pssKB(p)
+		res.rssKB += proc.RSSKB(p)
+		res.pssKB += proc.PSSKB(p)
 	}
 	fmt.Fprintf(os.Stderr, "%s: concurrent: %d commands in %v, server CPU %v\n", server, res.cCmds, res.cWall.Round(time.Millisecond), res.cCPU.Round(time.Millisecond))
 	parallel(len(clients), len(clients), func(a int) { restoreSeen(server, a, clients[a], inbox) })
 
 	// Serial: round-robin over the clients, one command at a time.
 	ps = pids()
-	ticks0 = tickCPU(ps)
-	prev := schedCPU(ps)
+	ticks0 = proc.TickCPU(ps)
+	prev := proc.SchedCPU(ps)
 	t0 = time.Now()
 	for i := 0; ; i++ {
 		more := false
@@ -305,7 +309,7 @@ func mixedMeasure(server, addr string, inbox int, steps, warm [][]step, pids, im
 				fatalf("%s: client %d: %v", server, a, err)
 			}
 			wall := time.Since(t)
-			now := schedCPU(ps)
+			now := proc.SchedCPU(ps)
 			addStat(res.sKinds, s.kind, now-prev, wall)
 			prev = now
 			if d := rep.count(s.kind); d != res.digest[a][i] {
@@ -317,7 +321,7 @@ func mixedMeasure(server, addr string, inbox int, steps, warm [][]step, pids, im
 		}
 	}
 	res.sWall = time.Since(t0)
-	res.sTicks = tickCPU(ps) - ticks0
+	res.sTicks = proc.TickCPU(ps) - ticks0
 	for _, st := range res.sKinds {
 		res.sCPU += st.cpu
 	}
@@ -347,48 +351,12 @@ func addStat(m map[string]*kindStat, kind string, cpu, wall time.Duration) {
 	st.wall += wall
 }
 
-// schedCPU sums the on-CPU time of every thread of the processes, in ns
-// (field 1 of /proc/PID/task/TID/schedstat). Threads that have exited are
-// not counted; tickCPU (utime+stime, 10 ms ticks, exited threads included)
-// is printed beside it as a check.
-func schedCPU(pids []int) time.Duration {
-	var sum time.Duration
-	for _, p := range pids {
-		base := filepath.Join("/proc", strconv.Itoa(p), "task")
-		tasks, _ := os.ReadDir(base)
-		for _, t := range tasks {
-			b, err := os.ReadFile(filepath.Join(base, t.Name(), "schedstat"))
-			if err != nil {
-				continue
-			}
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				ns, _ := strconv.ParseInt(f[0], 10, 64)
-				sum += time.Duration(ns)
-			}
-		}
-	}
-	return sum
-}
-
-func tickCPU(pids []int) time.Duration {
-	var sum time.Duration
-	for _, p := range pids {
-		t, _, _, _ := procStat(p)
-		sum += t
-	}
-	return sum
-}
-
-// pssKB is the proportional set size of a process: shared pages (Dovecot's
-// processes share their libraries) are split among their users.
-func pssKB(pid int) int64 { return procKB(pid, "smaps_rollup", "Pss:") }
-
 // comms counts the processes by name: "imap×10 log×1 ...".
 func comms(pids []int) string {
 	n := map[string]int{}
 	for _, p := range pids {
-		_, _, c, _ := procStat(p)
-		n[c]++
+		st, _ := proc.ReadStat(p)
+		n[st.Comm]++
 	}
 	var out []string
 	for c, k := range n {
@@ -396,26 +364,6 @@ func comms(pids []int) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
-}
-
-// descendants is root and every process below it.
-func descendants(root int) []int {
-	ents, _ := os.ReadDir("/proc")
-	kids := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, pp, _, ok := procStat(pid); ok {
-			kids[pp] = append(kids[pp], pid)
-		}
-	}
-	out := []int{root}
-	for i := 0; i < len(out); i++ {
-		out = append(out, kids[out[i]]...)
-	}
-	return out
 }
 
 func perCmd(d time.Duration, n int) float64 {

@@ -38,7 +38,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -46,11 +45,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"pombo/auth"
+	"pombo/bench/internal/dovecot"
+	"pombo/bench/internal/proc"
 	"pombo/config"
 	"pombo/server"
 	"pombo/storage"
@@ -59,7 +59,6 @@ import (
 const (
 	account  = "alice@example.test"
 	password = "bench password"
-	clkTck   = 100 // USER_HZ on Linux
 )
 
 func main() {
@@ -67,7 +66,7 @@ func main() {
 	mbox := flag.String("mbox", "", "corpus mbox (default: generate with -corpus-script)")
 	script := flag.String("corpus-script", "/work/shared/corpus/make_corpus.py", "corpus generator")
 	runs := flag.Int("runs", 5, "timed runs per server")
-	dovecot := flag.String("dovecot", "/usr/sbin/dovecot", "dovecot binary; empty to skip")
+	dovecotBin := flag.String("dovecot", "/usr/sbin/dovecot", "dovecot binary; empty to skip")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	serve := flag.String("serve", "", "internal: run pombo on this data directory")
 	flag.Parse()
@@ -88,8 +87,6 @@ func main() {
 	} else {
 		fmt.Println("work directory:", work)
 	}
-	// Dovecot's unprivileged processes must reach their directories.
-	os.Chmod(work, 0o755)
 
 	// Each message as a client must receive it: CRLF line ends.
 	want := make([][32]byte, len(msgs))
@@ -113,14 +110,14 @@ func main() {
 		log.Fatal(err)
 	}
 	defer pStop()
-	targets = append(targets, target{"pombo", pAddr, func() time.Duration { return procCPU(pPID, false) }, pStop})
-	if *dovecot != "" {
-		dAddr, dPID, dStop, err := startDovecot(*dovecot, filepath.Join(work, "dovecot"), msgs)
+	targets = append(targets, target{"pombo", pAddr, func() time.Duration { return proc.TickCPU([]int{pPID}) }, pStop})
+	if *dovecotBin != "" {
+		d, err := startDovecot(*dovecotBin, filepath.Join(work, "dovecot"), msgs)
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer dStop()
-		targets = append(targets, target{"dovecot", dAddr, func() time.Duration { return treeCPU(dPID) }, dStop})
+		defer d.Stop()
+		targets = append(targets, target{"dovecot", d.Addr, func() time.Duration { return proc.TreeCPU(d.PID()) }, d.Stop})
 	}
 
 	type result struct{ wall, cpu []time.Duration }
@@ -405,21 +402,23 @@ func servePombo(dir string) {
 	srv.Close()
 }
 
-// startDovecot writes a private Dovecot setup under dir and starts it.
-func startDovecot(bin, dir string, msgs [][]byte) (addr string, pid int, stop func(), err error) {
-	nobody, err := user.Lookup("nobody")
+// startDovecot writes the maildrop as a Maildir under dir and starts a
+// private Dovecot on it, for POP3.
+func startDovecot(bin, dir string, msgs [][]byte) (*dovecot.Server, error) {
+	uid, gid, err := dovecot.LookupUser("nobody")
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
 	maildir := filepath.Join(dir, "mail", "alice")
 	for _, d := range []string{"cur", "new", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(maildir, d), 0o755); err != nil {
-			return "", 0, nil, err
+			return nil, err
 		}
 	}
-	os.MkdirAll(filepath.Join(dir, "home", "alice"), 0o755)
+	home := filepath.Join(dir, "home", "alice")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
 	base := time.Now().Unix() - int64(len(msgs))
 	for i, m := range msgs {
 		lf := toLF(m)
@@ -427,151 +426,24 @@ func startDovecot(bin, dir string, msgs [][]byte) (addr string, pid int, stop fu
 		// Maildir order is by delivery time: keep the corpus order.
 		name := fmt.Sprintf("%d.M%dP%d.bench,S=%d,W=%d:2,", base+int64(i), i, os.Getpid(), len(lf), vsize)
 		if err := os.WriteFile(filepath.Join(maildir, "cur", name), lf, 0o600); err != nil {
-			return "", 0, nil, err
+			return nil, err
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", 0, nil, err
+	if err := dovecot.ChownTree(filepath.Join(dir, "mail"), uid, gid); err != nil {
+		return nil, err
 	}
-	addr = l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
+	if err := os.Chown(home, uid, gid); err != nil {
+		return nil, err
+	}
 	// The same argon2id hash (and parameters) pombo checks: logins cost
 	// both servers the same.
 	hash, err := auth.HashPassword(password)
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
-	passwd := fmt.Sprintf("%s:{ARGON2ID}%s:%d:%d::%s/home/alice::\n", account, hash, uid, gid, dir)
-	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644); err != nil {
-		return "", 0, nil, err
-	}
-	conf := fmt.Sprintf(`base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:%[1]s/mail/%%n
-pop3_no_flag_updates = yes
-default_login_user = dovenull
-default_internal_user = dovecot
-passdb {
-  driver = passwd-file
-  args = username_format=%%u %[1]s/passwd
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%%u %[1]s/passwd
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = %[2]s
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-`, dir, port)
-	confPath := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", 0, nil, err
-	}
-	filepath.WalkDir(filepath.Join(dir, "mail"), func(p string, _ os.DirEntry, err error) error {
-		if err == nil {
-			err = os.Chown(p, uid, gid)
-		}
-		return err
+	return dovecot.Start(dovecot.Options{
+		Bin: bin, Dir: dir, Protocol: "pop3", UID: uid, GID: gid,
+		Users: []dovecot.User{{Name: account, Password: "{ARGON2ID}" + hash, Home: home}},
+		Mail:  "mail_location = maildir:" + dir + "/mail/%n\npop3_no_flag_updates = yes\n",
 	})
-	for _, d := range []string{dir, filepath.Join(dir, "home"), filepath.Join(dir, "home", "alice")} {
-		os.Chmod(d, 0o755)
-		os.Chown(d, 0, 0)
-	}
-	os.Chown(filepath.Join(dir, "home", "alice"), uid, gid)
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		})
-	}
-	var exited atomic.Bool
-	go func() { cmd.Wait(); exited.Store(true) }()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if exited.Load() || time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			stop()
-			return "", 0, nil, fmt.Errorf("dovecot did not start:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr, cmd.Process.Pid, stop, nil
-}
-
-// stat reads utime, stime, cutime, cstime and the parent of a process.
-func stat(pid int) (ppid int, self, children time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	// The command name is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	// f[0] is field 3 (state): field k is f[k-3].
-	num := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
-	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / clkTck }
-	return int(num(4)), tick(num(14) + num(15)), tick(num(16) + num(17)), true
-}
-
-// procCPU is the CPU time of one process (and, with children, of its
-// reaped children).
-func procCPU(pid int, children bool) time.Duration {
-	_, self, ch, _ := stat(pid)
-	if children {
-		return self + ch
-	}
-	return self
-}
-
-// treeCPU is the CPU time of a process, of every live process under it,
-// and of the children it reaped.
-func treeCPU(root int) time.Duration {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, _, _, ok := stat(pid); ok {
-			parent[pid] = pp
-		}
-	}
-	under := func(pid int) bool {
-		for p := parent[pid]; p != 0; p = parent[p] {
-			if p == root {
-				return true
-			}
-		}
-		return false
-	}
-	total := procCPU(root, true)
-	for pid := range parent {
-		if under(pid) {
-			total += procCPU(pid, true)
-		}
-	}
-	return total
 }
