@@ -6,11 +6,17 @@
 // server turns to read (it has said all it had to say), or at most Delay
 // after the first buffered byte (for updates pushed while the client is
 // quiet, such as IDLE). It sits below TLS, so TLS records are coalesced too.
+//
+// Write deadlines are kept until the socket is written to: go-imap sets one
+// before every response, and giving each to the socket re-arms a runtime
+// timer, a third of the server's CPU in a UID FETCH 1:* (UID FLAGS) of
+// 100,000 messages, for a buffer that goes out every 32 KB.
 package netbuf
 
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +34,13 @@ type Conn struct {
 	buf   []byte
 	timer *time.Timer
 	err   error // a flush error, returned by the next Write
+
+	// deadline is the write deadline last set, in Unix nanoseconds (0:
+	// none); applied is the one the socket was last given (guarded by mu);
+	// writing is set while the socket is written to.
+	deadline atomic.Int64
+	applied  int64
+	writing  atomic.Bool
 }
 
 // Wrap returns c with coalesced writes.
@@ -45,7 +58,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) >= size {
-			return c.Conn.Write(p)
+			return c.writeLocked(p)
 		}
 	}
 	c.buf = append(c.buf, p...)
@@ -80,12 +93,64 @@ func (c *Conn) flushLocked() error {
 	if len(c.buf) == 0 || c.err != nil {
 		return c.err
 	}
-	_, err := c.Conn.Write(c.buf)
+	_, err := c.writeLocked(c.buf)
 	c.buf = c.buf[:0]
 	if err != nil {
 		c.err = err
 	}
 	return err
+}
+
+// SetWriteDeadline records t for the next write to the socket, or gives
+// it to the socket at once while a write is under way: it may be meant to
+// stop that write (crypto/tls sets one in the past to end a connection).
+// Without a write under way, the socket would heed it no sooner.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	c.deadline.Store(d)
+	if c.writing.Load() {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetDeadline sets the read deadline, and the write deadline as
+// SetWriteDeadline does.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// writeLocked writes p to the socket, with the write deadline last set.
+func (c *Conn) writeLocked(p []byte) (int, error) {
+	c.writing.Store(true)
+	defer c.writing.Store(false)
+	c.deadlineLocked()
+	return c.Conn.Write(p)
+}
+
+// deadlineLocked gives the socket the write deadline last set. It checks
+// again after setting one: SetWriteDeadline, once writing is set, gives its
+// deadline to the socket itself, and this must not undo it with an older
+// one.
+func (c *Conn) deadlineLocked() {
+	for {
+		d := c.deadline.Load()
+		if d == c.applied {
+			return
+		}
+		var t time.Time
+		if d != 0 {
+			t = time.Unix(0, d)
+		}
+		c.Conn.SetWriteDeadline(t)
+		c.applied = d
+	}
 }
 
 // closeFlush bounds the last flush.
@@ -96,7 +161,7 @@ const closeFlush = 5 * time.Second
 // (crypto/tls does right after its close_notify alert), yet what it wrote
 // before is due: the last response, the BYE, the alert.
 func (c *Conn) Close() error {
-	c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
+	c.SetWriteDeadline(time.Now().Add(closeFlush))
 	c.Flush()
 	return c.Conn.Close()
 }

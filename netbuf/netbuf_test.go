@@ -2,8 +2,10 @@ package netbuf
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -89,5 +91,67 @@ func TestWriteErrorSurfaces(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("writes to a closed peer never failed")
+	}
+}
+
+// fill writes to a peer that does not read until a write fails, and
+// returns that error.
+func fill(s *Conn) error {
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := s.Write(chunk); err != nil {
+			return err
+		}
+	}
+}
+
+// A write deadline set before buffered writes holds when they reach the
+// socket: writes to a peer that stops reading end with a timeout.
+func TestWriteDeadlineHolds(t *testing.T) {
+	s, _ := pair(t)
+	s.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for i := 0; i < 100; i++ {
+		s.Write([]byte("* 1 FETCH (FLAGS ())\r\n"))
+	}
+	if err := fill(s); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("writes ended with %v, want a deadline error", err)
+	}
+}
+
+// A deadline in the past stops a write that is blocked on the socket, after
+// later and later ones, as a server sets before each response, were kept
+// for the next write.
+func TestPastDeadlineStopsWrite(t *testing.T) {
+	s, _ := pair(t)
+	for i := range 10 {
+		s.SetWriteDeadline(time.Now().Add(time.Hour + time.Duration(i)*time.Second))
+	}
+	done := make(chan error, 1)
+	go func() { done <- fill(s) }()
+	time.Sleep(100 * time.Millisecond) // let the writes block
+	s.SetWriteDeadline(time.Now().Add(-time.Second))
+	if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("blocked write ended with %v, want a deadline error", err)
+	}
+}
+
+// Clearing a deadline (zero time) reaches the socket too: a deadline once
+// set and then cleared does not fail a later slow write.
+func TestClearedDeadline(t *testing.T) {
+	s, c := pair(t)
+	s.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	s.Write([]byte("x"))
+	s.Flush() // the socket gets the 50 ms deadline
+	s.SetWriteDeadline(time.Time{})
+	big := make([]byte, 8<<20)
+	go func() {
+		time.Sleep(200 * time.Millisecond) // past the old deadline
+		io.Copy(io.Discard, c)
+	}()
+	if _, err := s.Write(big); err != nil {
+		t.Fatalf("write after the deadline was cleared: %v", err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
 	}
 }
