@@ -2,12 +2,10 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
 	"mime/quotedprintable"
-	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -15,7 +13,8 @@ import (
 	"pombo/storage"
 )
 
-// fetchBatch bounds the messages whose header sections are read at once.
+// fetchBatch bounds the rows read at once with their header sections
+// (eachHeaderRow): up to storage.MaxHeaderSection each.
 const fetchBatch = 256
 
 // rowBatch bounds the rows eachRow reads from storage at once. Each batch
@@ -70,11 +69,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 		}
 		return nil
 	}
-	f := &fetchState{o: o, hc: s.newHeaderCache(o, uids)}
+	f := &fetchState{o: o, hc: newHeaderCache(o)}
 	if o.Envelope {
 		f.envs = new(envelopes)
 	}
-	return s.eachRow(sel.id, uids, seqs, what, "fetch", func(seq uint32, row *storage.FetchRow) error {
+	one := func(seq uint32, row *storage.FetchRow) error {
 		_, changed := seen[row.UID]
 		withFlags := o.Flags || changed
 		var flags []imap.Flag
@@ -84,7 +83,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fetc
 			flags = flagList(row.Flags, row.Keywords)
 		}
 		return s.fetchOne(w, seq, row, f, withFlags, flags)
-	})
+	}
+	if f.hc != nil {
+		return s.eachHeaderRow(f.hc, sel.id, uids, seqs, what, one)
+	}
+	return s.eachRow(sel.id, uids, seqs, what, "fetch", one)
 }
 
 // fetchState is what the messages of one FETCH share.
@@ -301,55 +304,6 @@ func sectionRegion(m *storage.BlobReader, row *storage.FetchRow, sec *imap.Fetch
 		return region{}, err
 	}
 	return region{isData: true, data: filterHeader(raw, sec.HeaderFields, sec.HeaderFieldsNot)}, nil
-}
-
-// filterHeader keeps (or drops, with not) the named fields of a header
-// section, each with its continuation lines, and ends with the blank line
-// (RFC 9051 §6.4.5).
-func filterHeader(raw []byte, fields, not []string) []byte {
-	want := func(name string) bool {
-		if len(fields) > 0 {
-			for _, f := range fields {
-				if strings.EqualFold(f, name) {
-					return true
-				}
-			}
-			return false
-		}
-		for _, f := range not {
-			if strings.EqualFold(f, name) {
-				return false
-			}
-		}
-		return true
-	}
-	var out bytes.Buffer
-	keep := false
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i+1], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		trimmed := bytes.TrimRight(line, "\r\n")
-		if len(trimmed) == 0 {
-			break // the blank line
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if keep {
-				out.Write(line)
-			}
-			continue
-		}
-		name, _, ok := bytes.Cut(trimmed, []byte(":"))
-		keep = ok && want(strings.TrimRight(string(name), " \t"))
-		if keep {
-			out.Write(line)
-		}
-	}
-	out.WriteString("\r\n")
-	return out.Bytes()
 }
 
 func (s *session) writeSection(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, row *storage.FetchRow, open func() (*storage.BlobReader, error), hc *headerCache) error {

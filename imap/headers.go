@@ -1,6 +1,10 @@
 package imap
 
 import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+
 	"github.com/emersion/go-imap/v2"
 
 	"pombo/storage"
@@ -9,27 +13,44 @@ import (
 // headerCache serves BODY[HEADER], BODY[HEADER.FIELDS (...)] and
 // BODY[HEADER.FIELDS.NOT (...)] of whole messages (no part number) for one
 // FETCH: the message list of every client asks for these over many messages
-// at once (Thunderbird: the newest 50 at each folder check). Header sections
-// are read a batch at a time with one query, instead of opening each message
-// and reading its first chunk. What it cannot serve (a part's header, a
-// header over storage.MaxHeaderSection) goes the general way.
+// at once (Thunderbird: the newest 50 at each folder check). The rows of
+// such a FETCH are read with their header sections, in one query per batch
+// (eachHeaderRow), instead of opening each message and reading its first
+// chunk. What it cannot serve (a part's header, a header over
+// storage.MaxHeaderSection) goes the general way.
 type headerCache struct {
-	s    *session
-	uids []uint32 // of the FETCH, in the order rows come
-	next int      // where in uids the next batch starts
-	got  map[uint32][]byte
-	err  error
+	// The header of the message being written, set by eachHeaderRow.
+	uid    uint32
+	raw    []byte
+	hasRaw bool
+	// The field lists of the FETCH, compiled once for all its messages.
+	sets []secFields
+	// buf holds the last filtered header: region's data is written out
+	// before region is called again.
+	buf []byte
 }
 
-// newHeaderCache returns a cache for the FETCH of uids with options o, or
-// nil when o asks for no header section of a whole message.
-func (s *session) newHeaderCache(o *imap.FetchOptions, uids []uint32) *headerCache {
+type secFields struct {
+	sec *imap.FetchItemBodySection
+	fs  *fieldSet
+}
+
+// newHeaderCache returns a cache for a FETCH with options o, or nil when o
+// asks for no header section of a whole message.
+func newHeaderCache(o *imap.FetchOptions) *headerCache {
+	var h *headerCache
 	for _, sec := range o.BodySection {
-		if wholeHeader(sec) {
-			return &headerCache{s: s, uids: uids}
+		if !wholeHeader(sec) {
+			continue
+		}
+		if h == nil {
+			h = &headerCache{}
+		}
+		if len(sec.HeaderFields) > 0 || len(sec.HeaderFieldsNot) > 0 {
+			h.sets = append(h.sets, secFields{sec, newFieldSet(sec.HeaderFields, sec.HeaderFieldsNot)})
 		}
 	}
-	return nil
+	return h
 }
 
 func wholeHeader(sec *imap.FetchItemBodySection) bool {
@@ -37,41 +58,200 @@ func wholeHeader(sec *imap.FetchItemBodySection) bool {
 }
 
 // region returns what sec designates for row when the cache can tell; ok
-// false sends the caller the general way (sectionRegion).
+// false sends the caller the general way (sectionRegion). The data is valid
+// until the next call.
 func (h *headerCache) region(row *storage.FetchRow, sec *imap.FetchItemBodySection) (reg region, ok bool) {
-	if h == nil || !wholeHeader(sec) || h.err != nil {
+	if h == nil || !wholeHeader(sec) || !h.hasRaw || h.uid != row.UID {
 		return region{}, false
-	}
-	raw, ok := h.got[row.UID]
-	if !ok {
-		h.load(row.UID)
-		if raw, ok = h.got[row.UID]; !ok {
-			return region{}, false
-		}
 	}
 	// RFC 9051 §6.4.5: HEADER is the header section with its blank line.
 	if len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
-		return region{isData: true, data: raw}, true
+		return region{isData: true, data: h.raw}, true
 	}
-	return region{isData: true, data: filterHeader(raw, sec.HeaderFields, sec.HeaderFieldsNot)}, true
+	var fs *fieldSet
+	for _, s := range h.sets {
+		if s.sec == sec {
+			fs = s.fs
+			break
+		}
+	}
+	if fs == nil {
+		fs = newFieldSet(sec.HeaderFields, sec.HeaderFieldsNot)
+	}
+	h.buf = fs.filter(h.buf[:0], h.raw)
+	return region{isData: true, data: h.buf}, true
 }
 
-// load reads the header sections of the batch of UIDs that starts at uid.
-// An error is kept and makes every later message go the general way, which
-// reports it.
-func (h *headerCache) load(uid uint32) {
-	i := h.next
-	for i < len(h.uids) && h.uids[i] != uid {
-		i++
-	}
-	if i == len(h.uids) { // not where rows were expected: look everywhere
-		for i = 0; i < len(h.uids) && h.uids[i] != uid; i++ {
+// eachHeaderRow is eachRow for a FETCH that h serves: each batch of rows
+// comes with the header sections of its messages, from one query, and h
+// holds the header of the row fn is called with.
+func (s *session) eachHeaderRow(h *headerCache, mailboxID int64, uids, seqs []uint32, what storage.FetchFields, fn func(seq uint32, row *storage.FetchRow) error) error {
+	for i := 0; i < len(uids); i += fetchBatch {
+		j := min(i+fetchBatch, len(uids))
+		rows, err := s.srv.opts.Store.FetchRowsWithHeaders(s.ctx, mailboxID, uids[i:j], what)
+		if err != nil {
+			return s.storeError("fetch", err)
 		}
-		if i == len(h.uids) {
-			return
+		k := i
+		for r := range rows {
+			row := &rows[r]
+			for k < j && uids[k] != row.UID {
+				k++
+			}
+			if k == j {
+				break
+			}
+			h.uid, h.raw, h.hasRaw = row.UID, row.Header, row.HasHeader
+			if err := fn(seqs[k], &row.FetchRow); err != nil {
+				return err
+			}
 		}
 	}
-	j := min(i+fetchBatch, len(h.uids))
-	h.next = j
-	h.got, h.err = h.s.srv.opts.Store.HeaderSections(h.s.ctx, h.s.sel.id, h.uids[i:j])
+	h.raw, h.hasRaw = nil, false
+	return nil
+}
+
+// fieldSet is the field names of one HEADER.FIELDS or HEADER.FIELDS.NOT,
+// matched as strings.EqualFold does. Field names are ASCII, and so is
+// nearly every name a message has: those compare byte by byte, ASCII
+// letters folded, without building a string; any other name goes through
+// strings.EqualFold (which folds more than ASCII, e.g. the Kelvin sign
+// with K).
+type fieldSet struct {
+	names []string // as asked
+	not   bool
+	ascii bool // every name is ASCII
+	// When ascii: the names in lower case by their length, those of 64
+	// octets and more in long.
+	byLen [64][]string
+	long  []string
+}
+
+func newFieldSet(fields, not []string) *fieldSet {
+	fs := &fieldSet{names: fields, ascii: true}
+	if len(fields) == 0 {
+		fs.names, fs.not = not, true
+	}
+	for _, n := range fs.names {
+		if !isASCII(n) {
+			fs.ascii = false
+		}
+		if l := strings.ToLower(n); len(n) < len(fs.byLen) {
+			fs.byLen[len(n)] = append(fs.byLen[len(n)], l)
+		} else {
+			fs.long = append(fs.long, l)
+		}
+	}
+	return fs
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// has reports whether name is one of the names, folding case.
+func (fs *fieldSet) has(name []byte) bool {
+	if fs.ascii && isASCIIBytes(name) {
+		cands := fs.long
+		if len(name) < len(fs.byLen) {
+			cands = fs.byLen[len(name)]
+		}
+		for _, n := range cands {
+			if len(n) == len(name) && equalLowerASCII(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	s := string(name)
+	for _, n := range fs.names {
+		if strings.EqualFold(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCIIBytes(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// equalLowerASCII reports whether b, its ASCII letters in lower case, is
+// lower, an ASCII string in lower case of the same length.
+func equalLowerASCII(lower string, b []byte) bool {
+	for i := 0; i < len(lower); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// filter appends to dst the fields of the header section raw that fs keeps
+// (named, or with not, not named), each with its continuation lines, and
+// the blank line that ends a header section (RFC 9051 §6.4.5). A line that
+// is no field (no colon) is dropped with its continuation lines. The
+// header ends at its first line made only of CR and LF, or at its end.
+func (fs *fieldSet) filter(dst, raw []byte) []byte {
+	keep := false
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if blankLine(line) {
+			break
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			// A colon is never among the CR and LF that end line.
+			c := bytes.IndexByte(line, ':')
+			keep = c >= 0 && fs.has(trimSpaceRight(line[:c])) != fs.not
+		}
+		if keep {
+			dst = append(dst, line...)
+		}
+	}
+	return append(dst, '\r', '\n')
+}
+
+// trimSpaceRight is bytes.TrimRight(b, " \t"), without building a set.
+func trimSpaceRight(b []byte) []byte {
+	n := len(b)
+	for n > 0 && (b[n-1] == ' ' || b[n-1] == '\t') {
+		n--
+	}
+	return b[:n]
+}
+
+// blankLine reports whether line is only CR and LF octets.
+func blankLine(line []byte) bool {
+	for _, c := range line {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// filterHeader keeps (or drops, with not) the named fields of a header
+// section, each with its continuation lines, and ends with the blank line
+// (RFC 9051 §6.4.5).
+func filterHeader(raw []byte, fields, not []string) []byte {
+	return newFieldSet(fields, not).filter(nil, raw)
 }
