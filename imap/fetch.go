@@ -123,16 +123,32 @@ func fetchFields(o *imap.FetchOptions) storage.FetchFields {
 // in what, and calls fn with each row and its sequence number (seqs[i] is
 // that of uids[i]); UIDs expunged meanwhile are skipped.
 func (s *session) eachRow(mailboxID int64, uids, seqs []uint32, what storage.FetchFields, op string, fn func(seq uint32, row *storage.FetchRow) error) error {
-	for i := 0; i < len(uids); i += rowBatch {
-		j := min(i+rowBatch, len(uids))
-		rows, err := s.srv.opts.Store.FetchRowsOf(s.ctx, mailboxID, uids[i:j], what)
+	read := func(batch []uint32) ([]storage.FetchRow, error) {
+		rows, err := s.srv.opts.Store.FetchRowsOf(s.ctx, mailboxID, batch, what)
 		if err != nil {
-			return s.storeError(op, err)
+			return nil, s.storeError(op, err)
+		}
+		return rows, nil
+	}
+	uidOf := func(r *storage.FetchRow) uint32 { return r.UID }
+	return inBatches(uids, seqs, rowBatch, read, uidOf, fn)
+}
+
+// inBatches reads the rows of uids (ascending) batch by batch with read,
+// and calls fn with each and its sequence number (seqs[i] is that of
+// uids[i]). Rows read must be in the order of uids; those of UIDs expunged
+// meanwhile are missing, and skipped.
+func inBatches[R any](uids, seqs []uint32, batch int, read func([]uint32) ([]R, error), uidOf func(*R) uint32, fn func(seq uint32, row *R) error) error {
+	for i := 0; i < len(uids); i += batch {
+		j := min(i+batch, len(uids))
+		rows, err := read(uids[i:j])
+		if err != nil {
+			return err
 		}
 		k := i
 		for r := range rows {
 			row := &rows[r]
-			for k < j && uids[k] != row.UID {
+			for k < j && uids[k] != uidOf(row) {
 				k++
 			}
 			if k == j {

@@ -86,29 +86,20 @@ func (h *headerCache) region(row *storage.FetchRow, sec *imap.FetchItemBodySecti
 // comes with the header sections of its messages, from one query, and h
 // holds the header of the row fn is called with.
 func (s *session) eachHeaderRow(h *headerCache, mailboxID int64, uids, seqs []uint32, what storage.FetchFields, fn func(seq uint32, row *storage.FetchRow) error) error {
-	for i := 0; i < len(uids); i += fetchBatch {
-		j := min(i+fetchBatch, len(uids))
-		rows, err := s.srv.opts.Store.FetchRowsWithHeaders(s.ctx, mailboxID, uids[i:j], what)
+	read := func(batch []uint32) ([]storage.HeaderRow, error) {
+		rows, err := s.srv.opts.Store.FetchRowsWithHeaders(s.ctx, mailboxID, batch, what)
 		if err != nil {
-			return s.storeError("fetch", err)
+			return nil, s.storeError("fetch", err)
 		}
-		k := i
-		for r := range rows {
-			row := &rows[r]
-			for k < j && uids[k] != row.UID {
-				k++
-			}
-			if k == j {
-				break
-			}
-			h.uid, h.raw, h.hasRaw = row.UID, row.Header, row.HasHeader
-			if err := fn(seqs[k], &row.FetchRow); err != nil {
-				return err
-			}
-		}
+		return rows, nil
 	}
+	uidOf := func(r *storage.HeaderRow) uint32 { return r.UID }
+	err := inBatches(uids, seqs, fetchBatch, read, uidOf, func(seq uint32, row *storage.HeaderRow) error {
+		h.uid, h.raw, h.hasRaw = row.UID, row.Header, row.HasHeader
+		return fn(seq, &row.FetchRow)
+	})
 	h.raw, h.hasRaw = nil, false
-	return nil
+	return err
 }
 
 // fieldSet is the field names of one HEADER.FIELDS or HEADER.FIELDS.NOT,

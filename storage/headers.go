@@ -110,46 +110,15 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 	}
 	defer rows.Close()
 	out := make([]HeaderRow, 0, len(uids))
-	var kw, envJS, bodyJS string
-	var uid, flags, modseq, date, size, id, blobID, hdrSize, served intCol
+	f := fetchScan{what: what}
+	var served intCol
 	var prefix, hdr sql.RawBytes
-	dst := []any{&uid}
-	if what&FetchFlags != 0 {
-		dst = append(dst, &flags, &kw, &modseq)
-	}
-	if what&FetchInternalDate != 0 {
-		dst = append(dst, &date)
-	}
-	dst = append(dst, &size, &id, &blobID, &hdrSize)
-	if what&FetchEnvelope != 0 {
-		dst = append(dst, &envJS)
-	}
-	if what&FetchBody != 0 {
-		dst = append(dst, &bodyJS)
-	}
-	dst = append(dst, &served, &prefix, &hdr)
+	dst := append(f.dest(), &served, &prefix, &hdr)
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
-		r := HeaderRow{
-			FetchRow: FetchRow{
-				Message: Message{
-					ID: id.v, MailboxID: mailboxID, UID: uint32(uid.v), ModSeq: modseq.v, BlobID: blobID.v,
-					Flags: Flags(flags.v), Size: size.v,
-				},
-				HeaderSize: hdrSize.v,
-				envJS:      envJS,
-				bodyJS:     bodyJS,
-			},
-			HasHeader: served.v != 0,
-		}
-		if what&FetchFlags != 0 {
-			r.Keywords = splitKeywords(kw)
-		}
-		if what&FetchInternalDate != 0 {
-			r.InternalDate = unixTime(date.v)
-		}
+		r := HeaderRow{FetchRow: f.row(mailboxID), HasHeader: served.v != 0}
 		if r.HasHeader {
 			// RawBytes: one copy, rather than one per column and another
 			// to join them.

@@ -146,58 +146,76 @@ func (s *Store) FetchRowsOf(ctx context.Context, mailboxID int64, uids []uint32,
 	defer rows.Close()
 	out := make([]FetchRow, 0, len(uids))
 	next := 0
-	var kw, envJS, bodyJS string
-	var uid, flags, modseq, date, size, id, blobID, hdrSize intCol
-	dst := []any{&uid}
-	if what&FetchFlags != 0 {
-		dst = append(dst, &flags, &kw, &modseq)
-	}
-	if what&FetchInternalDate != 0 {
-		dst = append(dst, &date)
-	}
-	if what&(FetchSize|FetchContent) != 0 {
-		dst = append(dst, &size)
-	}
-	if what&FetchContent != 0 {
-		dst = append(dst, &id, &blobID, &hdrSize)
-	}
-	if what&FetchEnvelope != 0 {
-		dst = append(dst, &envJS)
-	}
-	if what&FetchBody != 0 {
-		dst = append(dst, &bodyJS)
-	}
+	f := fetchScan{what: what}
+	dst := f.dest()
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
-		out = append(out, FetchRow{
-			Message: Message{
-				ID: id.v, MailboxID: mailboxID, UID: uint32(uid.v), ModSeq: modseq.v, BlobID: blobID.v,
-				Flags: Flags(flags.v), Size: size.v,
-			},
-			HeaderSize: hdrSize.v,
-			envJS:      envJS,
-			bodyJS:     bodyJS,
-		})
-		r := &out[len(out)-1]
 		if !exact {
-			for next < len(uids) && uids[next] < r.UID {
+			u := uint32(f.uid.v)
+			for next < len(uids) && uids[next] < u {
 				next++
 			}
-			if next == len(uids) || uids[next] != r.UID {
-				out = out[:len(out)-1]
+			if next == len(uids) || uids[next] != u {
 				continue
 			}
 		}
-		if what&FetchFlags != 0 {
-			r.Keywords = splitKeywords(kw)
-		}
-		if what&FetchInternalDate != 0 {
-			r.InternalDate = unixTime(date.v)
-		}
+		out = append(out, f.row(mailboxID))
 	}
 	return out, rows.Err()
+}
+
+// fetchScan is where a row of fetchSelect(what) is scanned.
+type fetchScan struct {
+	what                                                FetchFields
+	kw, envJS, bodyJS                                   string
+	uid, flags, modseq, date, size, id, blobID, hdrSize intCol
+}
+
+// dest returns the destinations of fetchSelect(what)'s columns, in order.
+func (f *fetchScan) dest() []any {
+	what := f.what
+	dst := []any{&f.uid}
+	if what&FetchFlags != 0 {
+		dst = append(dst, &f.flags, &f.kw, &f.modseq)
+	}
+	if what&FetchInternalDate != 0 {
+		dst = append(dst, &f.date)
+	}
+	if what&(FetchSize|FetchContent) != 0 {
+		dst = append(dst, &f.size)
+	}
+	if what&FetchContent != 0 {
+		dst = append(dst, &f.id, &f.blobID, &f.hdrSize)
+	}
+	if what&FetchEnvelope != 0 {
+		dst = append(dst, &f.envJS)
+	}
+	if what&FetchBody != 0 {
+		dst = append(dst, &f.bodyJS)
+	}
+	return dst
+}
+
+// row returns the row last scanned, a message of mailbox mailboxID.
+func (f *fetchScan) row(mailboxID int64) FetchRow {
+	r := FetchRow{
+		Message: Message{
+			ID: f.id.v, MailboxID: mailboxID, UID: uint32(f.uid.v), ModSeq: f.modseq.v, BlobID: f.blobID.v,
+			Flags: Flags(f.flags.v), Size: f.size.v,
+		},
+		HeaderSize: f.hdrSize.v,
+		envJS:      f.envJS,
+		bodyJS:     f.bodyJS,
+	}
+	if f.what&FetchFlags != 0 {
+		r.Keywords = splitKeywords(f.kw)
+	}
+	if f.what&FetchInternalDate != 0 {
+		r.InternalDate = unixTime(f.date.v)
+	}
+	return r
 }
 
 // ToRanges compresses ascending UIDs into ranges.
