@@ -109,7 +109,7 @@ func (sp *spooled) close() {
 //     k*ChunkSize. Every blob written before schema 3 is flat (an empty
 //     message has one empty chunk).
 //   - header first: l0 = header_size, so that chunk 0 is the header section
-//     and nothing else, and a header read (HeaderSections, POP3 TOP n 0)
+//     and nothing else, and a header read (FetchRowsWithHeaders, POP3 TOP n 0)
 //     reads no page of the body. Delivery writes a blob so unless its header
 //     is over ChunkSize or its body is small (smallBody).
 

@@ -304,11 +304,11 @@ func TestBlobLayouts(t *testing.T) {
 				}
 				rewrite(t, s, blobID, c.stored, headerFirst)
 				checkChunks(t, chunkRows(t, s, blobID), c.stored, h, headerFirst)
-				hdr, err := s.HeaderSections(ctx, d.MailboxID, []uint32{d.UID})
+				hdr, err := s.headerSections(ctx, d.MailboxID, []uint32{d.UID})
 				if err != nil {
 					t.Fatal(err)
 				}
-				// HeaderSections serves a header that fits; the larger
+				// The header fetch serves a header that fits; the larger
 				// ones are left to the caller's general way.
 				if len(wantHdr) <= MaxHeaderSection && !bytes.Equal(hdr[d.UID], wantHdr) {
 					t.Fatalf("header first %v: header section %q, want %q", headerFirst, hdr[d.UID], wantHdr)
@@ -323,7 +323,7 @@ func TestBlobLayouts(t *testing.T) {
 
 // TestHeaderReadsNoBody: a blob stored header first gives its header with
 // no body chunk at hand (they are deleted here after the open), both to
-// HeaderSections and to the POP3 TOP reader; the RETR reader has read the
+// the header fetch and to the POP3 TOP reader; the RETR reader has read the
 // first body chunk with the message row.
 func TestHeaderReadsNoBody(t *testing.T) {
 	s, _ := openTest(t)
@@ -357,11 +357,11 @@ func TestHeaderReadsNoBody(t *testing.T) {
 		t.Fatalf("RETR reader: %d octets, %v", len(got), err)
 	}
 
-	// Only chunk 0 left: HeaderSections still serves the header.
+	// Only chunk 0 left: the header fetch still serves the header.
 	d = deliverCase(t, s, u.ID, raw)
 	blobID, _ = blobOf(t, s, d.MessageID)
 	dropChunks(t, s, blobID, 1)
-	hs, err := s.HeaderSections(ctx, d.MailboxID, []uint32{d.UID})
+	hs, err := s.headerSections(ctx, d.MailboxID, []uint32{d.UID})
 	if err != nil || !bytes.Equal(hs[d.UID], want[:len(testPrefix)+hsize]) {
 		t.Fatalf("header section %q, %v", hs[d.UID], err)
 	}
@@ -505,7 +505,7 @@ func TestMigrationKeepsFlatBlobs(t *testing.T) {
 				t.Fatalf("message %d: read %d octets that differ from the %d stored", i, len(got), len(want))
 			}
 		}
-		if hs, err := s.HeaderSections(ctx, d.MailboxID, []uint32{d.UID}); err != nil {
+		if hs, err := s.headerSections(ctx, d.MailboxID, []uint32{d.UID}); err != nil {
 			t.Fatal(err)
 		} else if w := want[:len(testPrefix)+int(hsize)]; len(w) <= MaxHeaderSection && !bytes.Equal(hs[d.UID], w) {
 			t.Fatalf("message %d: header section %q, want %q", i, hs[d.UID], w)
@@ -541,18 +541,12 @@ func TestHeaderSectionsMixedLayouts(t *testing.T) {
 	// as a list), and a range that runs past the last message.
 	reversed := slices.Clone(uids)
 	slices.Reverse(reversed)
-	var gaps []uint32
-	for i, u := range uids {
-		if i%3 != 1 {
-			gaps = append(gaps, u)
-		}
-	}
-	past := append(slices.Clone(uids), uids[len(uids)-1]+1, uids[len(uids)-1]+2)
+	gaps, past := gapsAndPast(uids)
 	for _, c := range []struct {
 		name string
 		uids []uint32
 	}{{"range", uids}, {"reversed", reversed}, {"gaps", gaps}, {"past the end", past}, {"one", uids[7:8]}} {
-		got, err := s.HeaderSections(ctx, mbox, c.uids)
+		got, err := s.headerSections(ctx, mbox, c.uids)
 		if err != nil {
 			t.Fatal(err)
 		}

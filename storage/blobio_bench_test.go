@@ -14,7 +14,7 @@ import (
 // are delivered once; reads are of the last 50 (a client's newest 50, most
 // under 25 KB) or of those of 25 KB and more ("big"):
 //
-//   - headers: one HeaderSections call (IMAP BODY.PEEK[HEADER.FIELDS]);
+//   - headers: one headerSections call (IMAP BODY.PEEK[HEADER.FIELDS]);
 //   - body: per message OpenMessage and a read of all in 32 KiB reads
 //     (IMAP BODY[]);
 //   - text: per message OpenMessage, a seek past the header and a read of
@@ -94,7 +94,7 @@ func BenchmarkBlobIO(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			got, err := s.HeaderSections(ctx, last[0].MailboxID, uids)
+			got, err := s.headerSections(ctx, last[0].MailboxID, uids)
 			if err != nil || len(got) != len(uids) {
 				b.Fatalf("%d sections, %v", len(got), err)
 			}

@@ -7,62 +7,10 @@ import (
 	"strings"
 )
 
-// MaxHeaderSection bounds the header sections HeaderSections returns: a
-// larger one (rare, and never a client's message list) is left to a
+// MaxHeaderSection bounds the header sections FetchRowsWithHeaders returns:
+// a larger one (rare, and never a client's message list) is left to a
 // BlobReader, so that a batch of headers stays small in memory.
 const MaxHeaderSection = 64 << 10
-
-// HeaderSections reads, in one query, the header sections of the messages of
-// a mailbox with the given UIDs, each exactly as a client sees it: the trace
-// prefix, then the stored header up to and including its blank line (or the
-// whole message when it has none). A FETCH of BODY[HEADER.FIELDS (...)] for
-// a message list needs nothing else, and reading it per message cost two
-// queries and the whole first chunk apiece. For a blob stored header first
-// (see firstChunk) chunk 0 is the header and nothing else, so no page of the
-// body is read; a flat blob's chunk 0 is read whole by SQLite, of which
-// substr keeps the header. Messages expunged meanwhile, and those whose
-// header section is over MaxHeaderSection or not within the first chunk, are
-// absent from the result. FETCH reads the same sections with its rows
-// (FetchRowsWithHeaders).
-func (s *Store) HeaderSections(ctx context.Context, mailboxID int64, uids []uint32) (map[uint32][]byte, error) {
-	if len(uids) == 0 {
-		return nil, nil
-	}
-	const sel = `SELECT m.uid, m.prefix, substr(c.data, 1, b.header_size)
-		FROM messages m JOIN blobs b ON b.id = m.blob_id
-		JOIN blob_chunks c ON c.blob_id = m.blob_id AND c.seq = 0
-		WHERE m.mailbox_id = ? AND `
-	// substr: of a flat blob's chunk only the header bytes come out to Go.
-	// length() reads no content.
-	const cond = ` AND b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= ?`
-	var rows *sql.Rows
-	var err error
-	if contiguous(uids) {
-		// A range, as a message list asks for (the newest N): no list to
-		// build and parse.
-		rows, err = s.query(ctx, sel+"m.uid BETWEEN ? AND ?"+cond, mailboxID, uids[0], uids[len(uids)-1], MaxHeaderSection)
-	} else {
-		rows, err = s.query(ctx, sel+"m.uid IN (SELECT value FROM json_each(?))"+cond, mailboxID, uidList(uids), MaxHeaderSection)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make(map[uint32][]byte, len(uids))
-	var uid intCol
-	var prefix, hdr sql.RawBytes
-	for rows.Next() {
-		// RawBytes: one copy (below) rather than one per column and another
-		// to join them.
-		if err := rows.Scan(&uid, &prefix, &hdr); err != nil {
-			return nil, err
-		}
-		b := make([]byte, 0, len(prefix)+len(hdr))
-		b = append(append(b, prefix...), hdr...)
-		out[uint32(uid.v)] = b
-	}
-	return out, rows.Err()
-}
 
 // contiguous reports whether uids are n, n+1, n+2, ... in this order.
 func contiguous(uids []uint32) bool {
@@ -74,8 +22,7 @@ func contiguous(uids []uint32) bool {
 	return true
 }
 
-// HeaderRow is a FetchRow with the header section of its message, as
-// HeaderSections reads it.
+// HeaderRow is a FetchRow with the header section of its message.
 type HeaderRow struct {
 	FetchRow
 	// Header is the header section as a client sees it (the trace prefix,
@@ -86,11 +33,19 @@ type HeaderRow struct {
 	HasHeader bool
 }
 
-// FetchRowsWithHeaders is FetchRowsOf (with FetchContent always read) and
-// HeaderSections in one query: what a message list's FETCH of size, date
-// and header fields needs, with one statement to step instead of two over
-// the same messages. uids are ascending, without duplicates; the rows come
-// in their order, expunged ones left out.
+// FetchRowsWithHeaders is FetchRowsOf (with FetchContent always read) with
+// the header section of each message, in one query: what a message list's
+// FETCH of size, date and BODY[HEADER.FIELDS (...)] needs, where opening
+// each message cost two queries and its whole first chunk. uids are
+// ascending, without duplicates; the rows come in their order, expunged
+// ones left out.
+//
+// A header section is exactly as a client sees it: the trace prefix, then
+// the stored header up to and including its blank line (or the whole
+// message when it has none). For a blob stored header first (see
+// firstChunk) chunk 0 is the header and nothing else, so no page of the
+// body is read; a flat blob's chunk 0 is read whole by SQLite, of which
+// substr keeps the header.
 func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids []uint32, what FetchFields) ([]HeaderRow, error) {
 	if len(uids) == 0 {
 		return nil, nil
@@ -134,9 +89,9 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 }
 
 // headerRowsFrom follows fetchSelect's columns in FetchRowsWithHeaders:
-// whether the header is served (as HeaderSections decides), then the prefix
-// and the header when it is. The LEFT JOIN keeps a row whose chunk 0 is
-// missing: it goes the general way, which reports it.
+// whether the header is served (it is within MaxHeaderSection and within
+// chunk 0), then the prefix and the header when it is. The LEFT JOIN keeps
+// a row whose chunk 0 is missing: it goes the general way, which reports it.
 var headerRowsFrom = func() string {
 	ok := "coalesce(b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= " +
 		strconv.Itoa(MaxHeaderSection) + ", 0)"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strconv"
 	"testing"
 )
 
@@ -15,7 +14,7 @@ import (
 // from the corpus: "mixed" takes them as they come (mostly under 25 KB),
 // "25-100KB" only those of that size. Each case is measured:
 //
-//   - headers: one HeaderSections call for the 50 (IMAP HEADER.FIELDS);
+//   - headers: one headerSections call for the 50 (IMAP HEADER.FIELDS);
 //   - rows: the same query without the header, the floor of the above;
 //   - top0: per message OpenMessageHeader and a read of the header (POP3
 //     TOP n 0);
@@ -65,7 +64,7 @@ func BenchmarkHeaderReads(b *testing.B) {
 			b.Run(pre+"headers", func(b *testing.B) {
 				b.ReportAllocs()
 				for i := 0; i < b.N; i++ {
-					got, err := s.HeaderSections(ctx, mbox, uids)
+					got, err := s.headerSections(ctx, mbox, uids)
 					if err != nil || len(got) != len(uids) {
 						b.Fatalf("%d sections, %v", len(got), err)
 					}
@@ -135,19 +134,11 @@ func BenchmarkHeaderReads(b *testing.B) {
 	}
 }
 
-// headerRowsOnly is HeaderSections's selection of rows, reading no chunk.
+// headerRowsOnly is the header fetch's selection of rows, reading no chunk.
 func headerRowsOnly(ctx context.Context, s *Store, mailboxID int64, uids []uint32) (int, error) {
-	list := []byte{'['}
-	for i, u := range uids {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendUint(list, uint64(u), 10)
-	}
-	list = append(list, ']')
 	rows, err := s.query(ctx, `SELECT m.uid, m.prefix, b.header_size
 		FROM messages m JOIN blobs b ON b.id = m.blob_id
-		WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?))`, mailboxID, string(list))
+		WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?))`, mailboxID, uidList(uids))
 	if err != nil {
 		return 0, err
 	}
