@@ -136,7 +136,7 @@ func newFieldSet(fields, not []string) *fieldSet {
 	return fs
 }
 
-func isASCII(s string) bool {
+func isASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false
@@ -147,7 +147,7 @@ func isASCII(s string) bool {
 
 // has reports whether name is one of the names, folding case.
 func (fs *fieldSet) has(name []byte) bool {
-	if fs.ascii && isASCIIBytes(name) {
+	if fs.ascii && isASCII(name) {
 		cands := fs.long
 		if len(name) < len(fs.byLen) {
 			cands = fs.byLen[len(name)]
@@ -166,15 +166,6 @@ func (fs *fieldSet) has(name []byte) bool {
 		}
 	}
 	return false
-}
-
-func isASCIIBytes(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // equalLowerASCII reports whether b, its ASCII letters in lower case, is

@@ -360,19 +360,23 @@ func (r *BlobReader) setChunk0Length(l0 sql.NullInt64) {
 	}
 }
 
-// chunk0Length is the length of chunk 0 of the blob of messages row m (NULL
-// when gone), which tells how the blob is cut. A subquery: length() then
-// reads no page of the chunk's content, which, as a column of a join, it did
-// in benchmarks (BenchmarkBlobIO).
-const chunk0Length = "(SELECT length(data) FROM blob_chunks c WHERE c.blob_id = m.blob_id AND c.seq = 0)"
+// chunk0LengthOf is the length of chunk 0 of the blob whose id is the SQL
+// expression blobID (NULL when gone), which tells how the blob is cut. A
+// subquery: length() then reads no page of the chunk's content, which, as a
+// column of a join, it did in benchmarks (BenchmarkBlobIO).
+func chunk0LengthOf(blobID string) string {
+	return "(SELECT length(data) FROM blob_chunks c WHERE c.blob_id = " + blobID + " AND c.seq = 0)"
+}
+
+// chunk0Length is chunk0LengthOf the blob of messages row m.
+var chunk0Length = chunk0LengthOf("m.blob_id")
 
 // openBlob reads a blob with a prefix given by the caller (queue rows).
 func (s *Store) openBlob(ctx context.Context, blobID int64, prefix []byte) (*BlobReader, error) {
 	r := &BlobReader{s: s, ctx: ctx, prefix: bytes.Clone(prefix), blobID: blobID}
 	var size int64
 	var l0 sql.NullInt64
-	err := s.queryRow(ctx, `SELECT size, (SELECT length(data) FROM blob_chunks WHERE blob_id = ?1 AND seq = 0)
-		FROM blobs WHERE id = ?1`, blobID).Scan(&size, &l0)
+	err := s.queryRow(ctx, "SELECT size, "+chunk0LengthOf("b.id")+" FROM blobs b WHERE id = ?", blobID).Scan(&size, &l0)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("blob %d: %w", blobID, ErrNotFound)
 	} else if err != nil {
