@@ -297,7 +297,7 @@ func (c *viewCache) saveOf(v *cachedView, changes int) *viewSave {
 
 // loadView reads the whole view of mailbox m in tx (View, and the cache).
 func (s *Store) loadView(ctx context.Context, tx *sql.Tx, m *Mailbox) (*cachedView, error) {
-	v := &cachedView{MailboxView: MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, m.Messages), Flags: make([]Flags, 0, m.Messages)}}
+	v := newCachedView(m, m.Messages)
 	rows, err := s.txQuery(ctx, tx, "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid", m.ID)
 	if err != nil {
 		return nil, err
@@ -309,23 +309,36 @@ func (s *Store) loadView(ctx context.Context, tx *sql.Tx, m *Mailbox) (*cachedVi
 		if err := rows.Scan(&uid, &flags, &kw); err != nil {
 			return nil, err
 		}
-		u, f := uint32(uid.v), Flags(flags.v)
-		if f&FlagSeen == 0 {
-			v.unseen++
-			if v.FirstUnseenUID == 0 {
-				v.FirstUnseenUID = u
-			}
+		v.push(uint32(uid.v), Flags(flags.v), kw)
+	}
+	return v, rows.Err()
+}
+
+// newCachedView returns an empty view of mailbox m with room for n
+// messages.
+func newCachedView(m *Mailbox, n int64) *cachedView {
+	return &cachedView{MailboxView: MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, n), Flags: make([]Flags, 0, n)}}
+}
+
+// push adds message u, above every UID of v, with its flags and keywords
+// column, to a view being read.
+func (v *cachedView) push(u uint32, f Flags, kw string) {
+	if f&FlagSeen == 0 {
+		v.unseen++
+		if v.FirstUnseenUID == 0 {
+			v.FirstUnseenUID = u
 		}
-		if kw != "" {
+	}
+	if kw != "" {
+		if l := v.keywordList(kw); len(l) > 0 {
 			if v.Keywords == nil {
 				v.Keywords = make(map[uint32][]string)
 			}
-			v.Keywords[u] = v.keywordList(kw)
+			v.Keywords[u] = l
 		}
-		v.UIDs = append(v.UIDs, u)
-		v.Flags = append(v.Flags, f)
 	}
-	return v, rows.Err()
+	v.UIDs = append(v.UIDs, u)
+	v.Flags = append(v.Flags, f)
 }
 
 // fits reports whether the view agrees with the counters of its mailbox

@@ -66,7 +66,7 @@ func decodeView(data []byte, m *Mailbox, modseq int64) (*cachedView, error) {
 	if !ok || count > uint64(len(data))/3 {
 		return nil, errBadSnapshot
 	}
-	v := &cachedView{MailboxView: MailboxView{Mailbox: *m, UIDs: make([]uint32, 0, count), Flags: make([]Flags, 0, count)}}
+	v := newCachedView(m, int64(count))
 	v.HighestModSeq = modseq
 	var uid uint64
 	for range count {
@@ -77,24 +77,8 @@ func decodeView(data []byte, m *Mailbox, modseq int64) (*cachedView, error) {
 			return nil, errBadSnapshot
 		}
 		uid += d
-		u, fl := uint32(uid), Flags(f)
-		if n > 0 {
-			if l := v.keywordList(string(data[:n])); len(l) > 0 {
-				if v.Keywords == nil {
-					v.Keywords = make(map[uint32][]string)
-				}
-				v.Keywords[u] = l
-			}
-			data = data[n:]
-		}
-		if fl&FlagSeen == 0 {
-			v.unseen++
-			if v.FirstUnseenUID == 0 {
-				v.FirstUnseenUID = u
-			}
-		}
-		v.UIDs = append(v.UIDs, u)
-		v.Flags = append(v.Flags, fl)
+		v.push(uint32(uid), Flags(f), string(data[:n]))
+		data = data[n:]
 	}
 	if len(data) != 0 {
 		return nil, errBadSnapshot
