@@ -2,7 +2,8 @@
 //
 // go-imap's server flushes after every response line, so a FETCH of 100,000
 // messages costs 100,000 write calls (a profile showed ~14% of server CPU in
-// them). Conn buffers writes and sends them when the buffer fills, when the
+// them). go-smtp does the same, so an EHLO reply is a write call per line.
+// Conn buffers writes and sends them when the buffer fills, when the
 // server turns to read (it has said all it had to say), or at most Delay
 // after the first buffered byte (for updates pushed while the client is
 // quiet, such as IDLE). It sits below TLS, so TLS records are coalesced too.

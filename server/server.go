@@ -116,8 +116,8 @@ func (s *Server) Start() error {
 			return fmt.Errorf("%s: listen on %s: %w", la.Key, la.Addr, err)
 		}
 		var l net.Listener = netlimit.Wrap(raw, s.limiter, reject)
-		if la.Service == "imap" {
-			// go-imap flushes every response line; coalesce them below TLS.
+		if la.Service == "imap" || la.Service == "smtp" || la.Service == "submission" {
+			// go-imap and go-smtp flush every response line; coalesce them below TLS.
 			l = netbuf.Listener{Listener: l}
 		}
 		if w, ok := svc.(listenerWrapper); ok {
