@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
@@ -37,10 +36,6 @@ type conn struct {
 	closeOnce       sync.Once
 	// readFailed is set once a read returned an error (EOF included).
 	readFailed atomic.Bool
-	// pending holds the lines of a multi-line reply written so far (go-smtp
-	// flushes every line on its own; EHLO's reply would take 8 syscalls).
-	// Written only by go-smtp's connection goroutine.
-	pending []byte
 
 	mu      sync.Mutex // the fields below; BDAT runs Data in its own goroutine
 	helo    string
@@ -91,36 +86,15 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write writes a reply line (go-smtp writes and flushes each on its own;
+// the server's netbuf layer below coalesces them into one write call).
 func (c *conn) Write(p []byte) (int, error) {
-	if continuation(p) {
-		// "250-..." lines: held until the reply's last line. Under TLS
-		// what comes here are TLS records, which never look like this.
-		c.pending = append(c.pending, p...)
-		return len(p), nil
-	}
-	buf := p
-	if len(c.pending) > 0 {
-		buf = append(c.pending, p...)
-		c.pending = c.pending[:0]
-	}
-	_, err := c.Conn.Write(buf)
+	n, err := c.Conn.Write(p)
 	if c.closeAfterWrite.Load() {
 		c.Close()
 	}
-	if err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return n, err
 }
-
-// continuation reports whether p is one non-final line of a reply:
-// "NNN-text\r\n".
-func continuation(p []byte) bool {
-	return len(p) >= 6 && p[3] == '-' && p[len(p)-1] == '\n' && bytes.IndexByte(p[:len(p)-1], '\n') < 0 &&
-		isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2])
-}
-
-func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
