@@ -112,7 +112,7 @@ func Open(dir string) (*Store, error) {
 	os.Remove(probe)
 
 	common := "_foreign_keys=1&_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL"
-	wdb, err := sql.Open("sqlite3", "file:"+path+"?"+common+"&_txlock=immediate")
+	wdb, err := sql.Open(driverName, "file:"+path+"?"+common+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -127,7 +127,7 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite3", "file:"+path+"?"+common+"&mode=ro&_query_only=1")
+	rdb, err := sql.Open(driverName, "file:"+path+"?"+common+"&mode=ro&_query_only=1")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open database: %w", err)
