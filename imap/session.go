@@ -280,23 +280,34 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 }
 
 func (s *session) statusData(mb *storage.Mailbox, o *imap.StatusOptions) (*imap.StatusData, error) {
-	d := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity}
-	u32 := func(n int64) *uint32 { v := uint32(n); return &v }
-	d.NumMessages = u32(mb.Messages)
-	d.NumUnseen = u32(mb.Unseen)
-	d.NumRecent = u32(0)
-	size := mb.Size
-	d.Size = &size
-	lim := uint32(s.srv.opts.MaxMessageSize)
-	d.AppendLimit = &lim
-	var zero int64
-	d.DeletedStorage = &zero
+	// One allocation for the values the answer points to.
+	v := &struct {
+		messages, unseen, recent, deleted, appendLimit uint32
+		size, deletedStorage                           int64
+	}{
+		messages:    uint32(mb.Messages),
+		unseen:      uint32(mb.Unseen),
+		appendLimit: uint32(s.srv.opts.MaxMessageSize),
+		size:        mb.Size,
+	}
+	d := &imap.StatusData{
+		Mailbox:        mb.Name,
+		UIDNext:        imap.UID(mb.UIDNext),
+		UIDValidity:    mb.UIDValidity,
+		NumMessages:    &v.messages,
+		NumUnseen:      &v.unseen,
+		NumRecent:      &v.recent,
+		Size:           &v.size,
+		AppendLimit:    &v.appendLimit,
+		DeletedStorage: &v.deletedStorage,
+	}
 	if o.NumDeleted {
 		n, err := s.srv.opts.Store.CountDeleted(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeError("status", err)
 		}
-		d.NumDeleted = u32(n)
+		v.deleted = uint32(n)
+		d.NumDeleted = &v.deleted
 	}
 	return d, nil
 }
@@ -312,19 +323,28 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.storeError("list", err)
 	}
-	hasChildren := make(map[string]bool)
-	subscribedChild := make(map[string]bool)
+	match := newListMatcher(ref, patterns)
+	// Parents of some mailbox, and parents of a subscribed one; nil while
+	// the hierarchy is flat, as it often is.
+	var hasChildren, subscribedChild map[string]bool
 	for _, mb := range mbs {
 		for i := strings.LastIndexByte(mb.Name, storage.MailboxDelim); i > 0; i = strings.LastIndexByte(mb.Name[:i], storage.MailboxDelim) {
+			if hasChildren == nil {
+				hasChildren, subscribedChild = make(map[string]bool), make(map[string]bool)
+			}
 			hasChildren[mb.Name[:i]] = true
 			if mb.Subscribed {
 				subscribedChild[mb.Name[:i]] = true
 			}
 		}
 	}
+	// imapserver writes a ListData out before WriteList returns and keeps
+	// nothing of it: one serves every line.
+	var d imap.ListData
+	attrs := make([]imap.MailboxAttr, 0, 3)
 	for i := range mbs {
 		mb := &mbs[i]
-		if !matchAny(mb.Name, ref, patterns) {
+		if !match.match(mb.Name) {
 			continue
 		}
 		var childInfo *imap.ListDataChildInfo
@@ -338,18 +358,19 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if o.SelectSpecialUse && mb.SpecialUse == "" {
 			continue
 		}
-		d := &imap.ListData{Delim: storage.MailboxDelim, Mailbox: mb.Name, ChildInfo: childInfo}
+		attrs = attrs[:0]
 		if hasChildren[mb.Name] {
-			d.Attrs = append(d.Attrs, imap.MailboxAttrHasChildren)
+			attrs = append(attrs, imap.MailboxAttrHasChildren)
 		} else {
-			d.Attrs = append(d.Attrs, imap.MailboxAttrHasNoChildren)
+			attrs = append(attrs, imap.MailboxAttrHasNoChildren)
 		}
 		if mb.Subscribed && (o.SelectSubscribed || o.ReturnSubscribed) {
-			d.Attrs = append(d.Attrs, imap.MailboxAttrSubscribed)
+			attrs = append(attrs, imap.MailboxAttrSubscribed)
 		}
 		if mb.SpecialUse != "" {
-			d.Attrs = append(d.Attrs, imap.MailboxAttr(mb.SpecialUse))
+			attrs = append(attrs, imap.MailboxAttr(mb.SpecialUse))
 		}
+		d = imap.ListData{Attrs: attrs, Delim: storage.MailboxDelim, Mailbox: mb.Name, ChildInfo: childInfo}
 		if o.ReturnStatus != nil {
 			st, err := s.statusData(mb, o.ReturnStatus)
 			if err != nil {
@@ -357,27 +378,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			}
 			d.Status = st
 		}
-		if err := w.WriteList(d); err != nil {
+		if err := w.WriteList(&d); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func matchAny(name, ref string, patterns []string) bool {
-	for _, p := range patterns {
-		// INBOX is case-insensitive (RFC 9051 §5.1).
-		if len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") {
-			p = "INBOX" + p[5:]
-		}
-		if len(ref) >= 5 && strings.EqualFold(ref[:5], "INBOX") {
-			ref = "INBOX" + ref[5:]
-		}
-		if imapserver.MatchList(name, storage.MailboxDelim, ref, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *session) Append(name string, r imap.LiteralReader, o *imap.AppendOptions) (*imap.AppendData, error) {

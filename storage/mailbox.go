@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -93,11 +94,26 @@ const mailboxCols = "id, user_id, name, special_use, subscribed, uidvalidity, ui
 
 func scanMailbox(sc interface{ Scan(...any) error }) (*Mailbox, error) {
 	var m Mailbox
-	if err := sc.Scan(&m.ID, &m.UserID, &m.Name, &m.SpecialUse, &m.Subscribed, &m.UIDValidity,
-		&m.UIDNext, &m.HighestModSeq, &m.Messages, &m.Unseen, &m.Size); err != nil {
+	if err := scanMailboxInto(sc, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// scanMailboxInto reads a row of mailboxCols into m. The uint32 columns are
+// read as int64: database/sql converts an integer to an unsigned field by
+// way of a string (two allocations and a parse each).
+func scanMailboxInto(sc interface{ Scan(...any) error }, m *Mailbox) error {
+	var uidValidity, uidNext int64
+	if err := sc.Scan(&m.ID, &m.UserID, &m.Name, &m.SpecialUse, &m.Subscribed, &uidValidity,
+		&uidNext, &m.HighestModSeq, &m.Messages, &m.Unseen, &m.Size); err != nil {
+		return err
+	}
+	if uint64(uidValidity) > math.MaxUint32 || uint64(uidNext) > math.MaxUint32 {
+		return fmt.Errorf("mailbox %d: uidvalidity %d or uidnext %d out of range", m.ID, uidValidity, uidNext)
+	}
+	m.UIDValidity, m.UIDNext = uint32(uidValidity), uint32(uidNext)
+	return nil
 }
 
 // Mailboxes lists a user's mailboxes, INBOX first, then by name.
@@ -110,11 +126,10 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]Mailbox, error) 
 	defer rows.Close()
 	var ms []Mailbox
 	for rows.Next() {
-		m, err := scanMailbox(rows)
-		if err != nil {
+		ms = append(ms, Mailbox{})
+		if err := scanMailboxInto(rows, &ms[len(ms)-1]); err != nil {
 			return nil, err
 		}
-		ms = append(ms, *m)
 	}
 	return ms, rows.Err()
 }
