@@ -66,19 +66,29 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 	defer rows.Close()
 	out := make([]HeaderRow, 0, len(uids))
 	f := fetchScan{what: what}
-	var served intCol
 	var prefix, hdr sql.RawBytes
-	dst := append(f.dest(), &served, &prefix, &hdr)
+	dst := append(f.dest(), &prefix, &hdr)
+	var arena []byte
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
-		r := HeaderRow{FetchRow: f.row(mailboxID), HasHeader: served.v != 0}
-		if r.HasHeader {
-			// RawBytes: one copy, rather than one per column and another
-			// to join them.
-			r.Header = make([]byte, 0, len(prefix)+len(hdr))
-			r.Header = append(append(r.Header, prefix...), hdr...)
+		r := HeaderRow{FetchRow: f.row(mailboxID)}
+		// Served when chunk 0 held the whole stored header (hdr is
+		// header_size octets: f.hdrSize is header_size + length(prefix))
+		// and the section is within MaxHeaderSection. hdr is nil when
+		// NULL (an empty header is an empty, non-nil BLOB; were a driver
+		// to give nil for it, the message would only go the general way).
+		n := int64(len(prefix) + len(hdr))
+		if hdr != nil && n == f.hdrSize.v && n <= MaxHeaderSection {
+			// One copy into a block shared by the rows of the batch, rather
+			// than an allocation each.
+			if cap(arena)-len(arena) < int(n) {
+				arena = make([]byte, 0, max(int(n), headerArena))
+			}
+			i := len(arena)
+			arena = append(append(arena, prefix...), hdr...)
+			r.Header, r.HasHeader = arena[i:len(arena):len(arena)], true
 		}
 		out = append(out, r)
 	}
@@ -88,18 +98,28 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 	return out, nil
 }
 
-// headerRowsFrom follows fetchSelect's columns in FetchRowsWithHeaders:
-// whether the header is served (it is within MaxHeaderSection and within
-// chunk 0), then the prefix and the header when it is. The LEFT JOIN keeps
-// a row whose chunk 0 is missing: it goes the general way, which reports it.
-var headerRowsFrom = func() string {
-	ok := "coalesce(b.header_size <= length(c.data) AND b.header_size + length(m.prefix) <= " +
-		strconv.Itoa(MaxHeaderSection) + ", 0)"
-	return ", " + ok + ", CASE WHEN " + ok + " THEN m.prefix END, CASE WHEN " + ok + ` THEN substr(c.data, 1, b.header_size) END
+// headerArena is the size of the blocks FetchRowsWithHeaders copies header
+// sections into: a few dozen of a message list's.
+const headerArena = 32 << 10
+
+// headerRowsFrom follows fetchSelect's columns in FetchRowsWithHeaders: the
+// prefix, then the stored header as chunk 0 holds it: NULL when chunk 0 is
+// missing, or when the header is over MaxHeaderSection (its chunk is then
+// not read). The LEFT JOIN keeps a row whose chunk 0 is missing: it goes
+// the general way, which reports it. substr gives NULL for an empty BLOB,
+// hence the empty header apart.
+//
+// Each expression here costs per row: OP_Column copies a BLOB that is on
+// its row's page even for length(), so the chunk is named once, and what
+// needs only sizes is decided in Go.
+var headerRowsFrom = `, m.prefix, CASE
+		WHEN b.header_size > ` + strconv.Itoa(MaxHeaderSection) + ` THEN NULL
+		WHEN b.header_size > 0 THEN substr(c.data, 1, b.header_size)
+		WHEN c.seq IS NOT NULL THEN x''
+	END
 	FROM messages m JOIN blobs b ON b.id = m.blob_id
 	LEFT JOIN blob_chunks c ON c.blob_id = m.blob_id AND c.seq = 0
 	WHERE m.mailbox_id = ? AND `
-}()
 
 // uidList is uids as a JSON array, for json_each: the statement text, and
 // so the prepared statement, stays the same for every list.
