@@ -352,7 +352,7 @@ func (s *session) writeSection(rw *imapserver.FetchResponseWriter, sec *imap.Fet
 		off = min(p.Offset, length)
 		n = min(p.Size, length-off)
 	}
-	wc := rw.WriteBodySection(sec, n)
+	wc := rw.WriteBodySection(hc.section(sec), n)
 	if reg.isData {
 		_, err = wc.Write(reg.data[off : off+n])
 	} else {

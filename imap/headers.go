@@ -33,6 +33,9 @@ type headerCache struct {
 type secFields struct {
 	sec *imap.FetchItemBodySection
 	fs  *fieldSet
+	// wire is sec as WriteBodySection is to name it, or nil (see
+	// wireSection).
+	wire *imap.FetchItemBodySection
 }
 
 // newHeaderCache returns a cache for a FETCH with options o, or nil when o
@@ -47,7 +50,7 @@ func newHeaderCache(o *imap.FetchOptions) *headerCache {
 			h = &headerCache{}
 		}
 		if len(sec.HeaderFields) > 0 || len(sec.HeaderFieldsNot) > 0 {
-			h.sets = append(h.sets, secFields{sec, newFieldSet(sec.HeaderFields, sec.HeaderFieldsNot)})
+			h.sets = append(h.sets, secFields{sec, newFieldSet(sec.HeaderFields, sec.HeaderFieldsNot), wireSection(sec)})
 		}
 	}
 	return h
@@ -55,6 +58,65 @@ func newHeaderCache(o *imap.FetchOptions) *headerCache {
 
 func wholeHeader(sec *imap.FetchItemBodySection) bool {
 	return len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierHeader
+}
+
+// section returns the section to name in the response for sec: go-imap
+// writes a HEADER.FIELDS section with its field names quoted one by one,
+// once per message; one compiled by newHeaderCache, named once for the
+// whole FETCH, writes the same octets.
+func (h *headerCache) section(sec *imap.FetchItemBodySection) *imap.FetchItemBodySection {
+	if h != nil {
+		for _, s := range h.sets {
+			if s.sec == sec && s.wire != nil {
+				return s.wire
+			}
+		}
+	}
+	return sec
+}
+
+// wireSection returns a section that go-imap's writeItemBodySection writes
+// as it does sec, a HEADER.FIELDS (or .NOT) section of a whole message, its
+// field list included in its Specifier, which is written as is; nil when a
+// field name is not what it would write as a plain quoted string (it would
+// write a literal, or the choice would depend on UTF8=ACCEPT). Part is
+// empty, and Partial and Peek are kept: the writer reads them as for sec.
+// An obsolete form (RFC822.HEADER), which go-imap knows by its pointer, has
+// no field list and is never replaced.
+func wireSection(sec *imap.FetchItemBodySection) *imap.FetchItemBodySection {
+	names, kw := sec.HeaderFields, ".FIELDS ("
+	if len(names) == 0 {
+		names, kw = sec.HeaderFieldsNot, ".FIELDS.NOT ("
+	}
+	if len(sec.Part) != 0 || len(names) == 0 {
+		return nil
+	}
+	b := append([]byte(sec.Specifier), kw...)
+	for i, n := range names {
+		if len(n) > 4096 {
+			return nil
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		// RFC 9051 §4.3: a quoted string escapes DQUOTE and backslash.
+		b = append(b, '"')
+		for j := 0; j < len(n); j++ {
+			switch c := n[j]; {
+			case c == 0 || c == '\r' || c == '\n' || c >= utf8.RuneSelf:
+				return nil
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			default:
+				b = append(b, c)
+			}
+		}
+		b = append(b, '"')
+	}
+	w := *sec
+	w.Specifier = imap.PartSpecifier(append(b, ')'))
+	w.HeaderFields, w.HeaderFieldsNot = nil, nil
+	return &w
 }
 
 // region returns what sec designates for row when the cache can tell; ok
