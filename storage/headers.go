@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
-	"strings"
 )
 
 // MaxHeaderSection bounds the header sections FetchRowsWithHeaders returns:
@@ -51,8 +50,7 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 		return nil, nil
 	}
 	what |= FetchContent
-	// fetchSelect's columns, then those of the header.
-	q, _, _ := strings.Cut(fetchSelect(what), " FROM ")
+	q := fetchColumns(what)
 	var rows *sql.Rows
 	var err error
 	if contiguous(uids) {
@@ -102,7 +100,7 @@ func (s *Store) FetchRowsWithHeaders(ctx context.Context, mailboxID int64, uids 
 // sections into: a few dozen of a message list's.
 const headerArena = 32 << 10
 
-// headerRowsFrom follows fetchSelect's columns in FetchRowsWithHeaders: the
+// headerRowsFrom follows fetchColumns' columns in FetchRowsWithHeaders: the
 // prefix, then the stored header as chunk 0 holds it: NULL when chunk 0 is
 // missing, or when the header is over MaxHeaderSection (its chunk is then
 // not read). The LEFT JOIN keeps a row whose chunk 0 is missing: it goes

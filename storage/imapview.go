@@ -87,9 +87,17 @@ const (
 // query reads the covering range and filters in Go.
 const maxRangeTerms = 64
 
-// fetchSelect returns the SELECT ... FROM of FetchRowsOf, its columns in
-// the order FetchRowsOf scans them.
+// fetchSelect returns the SELECT ... FROM of FetchRowsOf.
 func fetchSelect(what FetchFields) string {
+	if what&fetchJoin != 0 {
+		return fetchColumns(what) + " FROM messages m JOIN blobs b ON b.id = m.blob_id"
+	}
+	return fetchColumns(what) + " FROM messages m"
+}
+
+// fetchColumns returns "SELECT" and the columns of what, of messages m and
+// blobs b, in the order fetchScan scans them.
+func fetchColumns(what FetchFields) string {
 	cols := "SELECT m.uid"
 	if what&FetchFlags != 0 {
 		cols += ", m.flags, m.keywords, m.modseq"
@@ -109,10 +117,7 @@ func fetchSelect(what FetchFields) string {
 	if what&FetchBody != 0 {
 		cols += ", b.body"
 	}
-	if what&fetchJoin != 0 {
-		return cols + " FROM messages m JOIN blobs b ON b.id = m.blob_id"
-	}
-	return cols + " FROM messages m"
+	return cols
 }
 
 // FetchRowsOf reads the given fields of the messages of a mailbox with the
