@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"pombo/auth"
+	"pombo/bench/internal/proc"
 	"pombo/storage"
 )
 
@@ -331,8 +332,11 @@ level = "info"
 		name: "pombo",
 		port: *pomboPort,
 		cpu: func() (time.Duration, error) {
-			st, err := procStat(pid)
-			return st.self, err
+			st, ok := proc.ReadStat(pid)
+			if !ok {
+				return 0, fmt.Errorf("pombo (pid %d) is gone", pid)
+			}
+			return st.CPU, nil
 		},
 		inbox:   func() (int, error) { return pomboInbox(cfg) },
 		durable: true,
@@ -524,7 +528,14 @@ biff = no
 		stop()
 		return nil, err
 	}
-	cpu := func() (time.Duration, error) { return treeCPU(master) }
+	// Postfix's master and every process under it, the reaped ones
+	// included.
+	cpu := func() (time.Duration, error) {
+		if _, ok := proc.ReadStat(master); !ok {
+			return 0, fmt.Errorf("postfix master (pid %d) is gone", master)
+		}
+		return proc.TreeCPU(master), nil
+	}
 	// virtual(8) delivers into new/; the fill is in cur/ and does not
 	// change.
 	inbox := func() (int, error) {
@@ -550,64 +561,6 @@ func chownR(dir string, uid, gid int) error {
 		}
 		return os.Lchown(p, uid, gid)
 	})
-}
-
-// ---- /proc ----
-
-type stat struct {
-	ppid     int
-	self     time.Duration // utime + stime
-	children time.Duration // cutime + cstime (reaped children)
-}
-
-const clockTick = 10 * time.Millisecond // USER_HZ = 100 on Linux
-
-func procStat(pid int) (stat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return stat{}, err
-	}
-	// The command name may hold spaces: fields start after its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return stat{}, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return stat{}, errors.New("short /proc stat")
-	}
-	num := func(k int) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
-	return stat{
-		ppid:     int(num(1)),
-		self:     time.Duration(num(11)+num(12)) * clockTick,
-		children: time.Duration(num(13)+num(14)) * clockTick,
-	}, nil
-}
-
-// treeCPU is the CPU time of a process and of all its children, live or
-// reaped.
-func treeCPU(root int) (time.Duration, error) {
-	st, err := procStat(root)
-	if err != nil {
-		return 0, err
-	}
-	total := st.self + st.children
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == root {
-			continue
-		}
-		cs, err := procStat(pid)
-		if err != nil || cs.ppid != root {
-			continue // gone, or not a child
-		}
-		total += cs.self + cs.children
-	}
-	return total, nil
 }
 
 func waitPort(port int) error {
