@@ -66,13 +66,21 @@ func wholeHeader(sec *imap.FetchItemBodySection) bool {
 // whole FETCH, writes the same octets.
 func (h *headerCache) section(sec *imap.FetchItemBodySection) *imap.FetchItemBodySection {
 	if h != nil {
-		for _, s := range h.sets {
-			if s.sec == sec && s.wire != nil {
-				return s.wire
-			}
+		if s := h.setOf(sec); s != nil && s.wire != nil {
+			return s.wire
 		}
 	}
 	return sec
+}
+
+// setOf returns what newHeaderCache compiled for sec, or nil.
+func (h *headerCache) setOf(sec *imap.FetchItemBodySection) *secFields {
+	for i := range h.sets {
+		if h.sets[i].sec == sec {
+			return &h.sets[i]
+		}
+	}
+	return nil
 }
 
 // wireSection returns a section that go-imap's writeItemBodySection writes
@@ -131,13 +139,9 @@ func (h *headerCache) region(row *storage.FetchRow, sec *imap.FetchItemBodySecti
 		return region{isData: true, data: h.raw}, true
 	}
 	var fs *fieldSet
-	for _, s := range h.sets {
-		if s.sec == sec {
-			fs = s.fs
-			break
-		}
-	}
-	if fs == nil {
+	if s := h.setOf(sec); s != nil {
+		fs = s.fs
+	} else {
 		fs = newFieldSet(sec.HeaderFields, sec.HeaderFieldsNot)
 	}
 	h.buf = fs.filter(h.buf[:0], h.raw)
