@@ -1,9 +1,7 @@
 package imap_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -61,12 +59,7 @@ func BenchmarkFetchEnvelope(b *testing.B) {
 // scanResponse. The connection closes with b.
 func rawSession(b *testing.B, addr string) func(tag, cmd string) int {
 	b.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	br := bufio.NewReaderSize(c, 64<<10)
+	c, br := rawConn(b, addr)
 	send := func(tag, cmd string) int {
 		b.Helper()
 		if _, err := fmt.Fprintf(c, "%s %s\r\n", tag, cmd); err != nil {
@@ -77,9 +70,6 @@ func rawSession(b *testing.B, addr string) func(tag, cmd string) int {
 			b.Fatalf("%s: %s %v", cmd, status, err)
 		}
 		return n
-	}
-	if _, err := br.ReadString('\n'); err != nil { // greeting
-		b.Fatal(err)
 	}
 	send("L", fmt.Sprintf("LOGIN %s %q", testUser, testPass))
 	return send

@@ -111,7 +111,7 @@ func sectionNames(resp []byte, prefix string) []string {
 }
 
 // rawConn opens a connection and reads the greeting.
-func rawConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+func rawConn(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
