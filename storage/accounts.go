@@ -280,7 +280,7 @@ func (s *Store) DeleteUser(ctx context.Context, address string) error {
 	})
 }
 
-const userCols = "id, address, password_hash, quota_bytes, used_bytes, created"
+const userCols = "id, address, password_hash, quota_bytes, " + usedBytes + ", created"
 
 func scanUser(sc interface{ Scan(...any) error }) (*User, error) {
 	var u User

@@ -482,6 +482,7 @@ func TestMigrationKeepsFlatBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Tables of later schemas go too.
+	downgradeTo4(t, db)
 	if _, err := db.Exec("DROP TABLE view_snapshots; PRAGMA user_version = 2"); err != nil {
 		t.Fatal(err)
 	}
