@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -217,5 +219,38 @@ func TestPermuteFlags(t *testing.T) {
 		if got := strings.Join(permuteFlags(strings.Fields(c.in)), " "); got != c.want {
 			t.Errorf("permuteFlags(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// On one CPU, serve still runs two Ps (the storage writer blocks in cgo
+// during fsync); a GOMAXPROCS set by the operator is left alone.
+func TestTuneRuntimeKeepsTwoPs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	none := func(string) string { return "" }
+
+	runtime.GOMAXPROCS(1)
+	tuneRuntime(none)
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Errorf("GOMAXPROCS %d after tuning one P, want 2", n)
+	}
+	runtime.GOMAXPROCS(3)
+	tuneRuntime(none)
+	if n := runtime.GOMAXPROCS(0); n != 3 {
+		t.Errorf("GOMAXPROCS %d after tuning three Ps, want 3 (never lowered)", n)
+	}
+	if gc := debug.SetGCPercent(100); gc != 200 {
+		t.Errorf("GC percent %d, want 200", gc)
+	}
+
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(100)
+	set := func(k string) string { return map[string]string{"GOMAXPROCS": "1", "GOGC": "50"}[k] }
+	tuneRuntime(set)
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Errorf("GOMAXPROCS %d although the environment sets 1", n)
+	}
+	if gc := debug.SetGCPercent(100); gc != 100 {
+		t.Errorf("GC percent changed to %d although the environment sets GOGC", gc)
 	}
 }

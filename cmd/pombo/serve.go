@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -14,6 +15,25 @@ import (
 	"pombo/config"
 	"pombo/server"
 )
+
+// tuneRuntime sets the Go runtime for a server, where the environment
+// (GOGC, GOMAXPROCS) does not say otherwise:
+//   - GC at 200%: pombo's live heap is small (tens of MB) and its garbage is
+//     per-message buffers; collecting half as often costs little memory and
+//     a few percent of CPU under load.
+//   - At least two Ps, even on one CPU. The storage writer spends each
+//     commit's fsync inside a cgo call into SQLite. With a single P the
+//     whole server waits until the runtime hands the P over, and the writer
+//     then queues behind every session's goroutine. On one CPU with 50
+//     SMTP sessions this halved the rate (657 msg/s against 1269 with two).
+func tuneRuntime(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+	if getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+}
 
 func (e *env) serve(c *cli.Context) error {
 	var cfg *config.Config
@@ -25,12 +45,7 @@ func (e *env) serve(c *cli.Context) error {
 	} else if cfg, err = loadConfig(c); err != nil {
 		return err
 	}
-	if os.Getenv("GOGC") == "" {
-		// pombo's live heap is small (tens of MB) and its garbage is
-		// per-message buffers: collecting half as often costs little memory
-		// and a few percent of CPU under load.
-		debug.SetGCPercent(200)
-	}
+	tuneRuntime(os.Getenv)
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
 	srv, err := server.New(cfg, log)
 	if err != nil {
