@@ -35,25 +35,42 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// fill puts n messages in the user's INBOX, 64 at a time in parallel.
-func fill(b *testing.B, s *Store, userID int64, n int) {
-	b.Helper()
-	msg := testMessage(0, 4096)
+// parallel calls f n times in all from w goroutines. A goroutine whose call
+// fails stops; the first error is returned once every goroutine has.
+func parallel(n, w int, f func() error) error {
 	var next atomic.Int64
+	var first atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for w := 0; w < 64; w++ {
+	for range w {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
-				if _, err := s.Deliver(context.Background(), bytes.NewReader(msg), []Recipient{{UserID: userID}}, DeliverOptions{}); err != nil {
-					b.Error(err)
+				if err := f(); err != nil {
+					first.CompareAndSwap(nil, &err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if e := first.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// fill puts n messages in the user's INBOX, 64 at a time in parallel.
+func fill(b *testing.B, s *Store, userID int64, n int) {
+	b.Helper()
+	msg := testMessage(0, 4096)
+	err := parallel(n, 64, func() error {
+		_, err := s.Deliver(context.Background(), bytes.NewReader(msg), []Recipient{{UserID: userID}}, DeliverOptions{})
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkDeliver measures Deliver of 4 KB messages with 1 and 16
@@ -77,21 +94,13 @@ func BenchmarkDeliver(b *testing.B) {
 				b.SetBytes(int64(len(msg)))
 				b.ResetTimer()
 				cpu0, t0, w0 := cpuTime(), time.Now(), writtenBytes()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				for w := 0; w < callers; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							if _, err := s.Deliver(context.Background(), bytes.NewReader(msg), []Recipient{{UserID: u.ID}}, DeliverOptions{}); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
+				err := parallel(b.N, callers, func() error {
+					_, err := s.Deliver(context.Background(), bytes.NewReader(msg), []Recipient{{UserID: u.ID}}, DeliverOptions{})
+					return err
+				})
+				if err != nil {
+					b.Error(err)
 				}
-				wg.Wait()
 				el, cpu, w := time.Since(t0), cpuTime()-cpu0, writtenBytes()-w0
 				b.StopTimer()
 				st := s.Stats()

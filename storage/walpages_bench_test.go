@@ -51,26 +51,29 @@ func BenchmarkDeliverWALPages(b *testing.B) {
 				"\tby mx.example.test (pombo) with ESMTP id 0123456789abcdef\r\n" +
 				"\tfor <alice@example.test>; Mon, 02 Jan 2006 15:04:05 +0000\r\n")
 			var next atomic.Int64
-			deliver := func() {
+			deliver := func() error {
 				m := msgs[int(next.Add(1))%len(msgs)]
-				if _, err := s.Deliver(ctx, bytes.NewReader(m), []Recipient{{UserID: u.ID, Prefix: prefix}}, DeliverOptions{}); err != nil {
-					b.Error(err)
-				}
+				_, err := s.Deliver(ctx, bytes.NewReader(m), []Recipient{{UserID: u.ID, Prefix: prefix}}, DeliverOptions{})
+				return err
 			}
-			parallel(fill, 32, deliver)
+			if err := parallel(fill, 32, deliver); err != nil {
+				b.Fatal(err)
+			}
 			if _, err := s.wdb.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
 				b.Fatal(err)
 			}
 			// Statements prepared, and the first splits of an empty
 			// database behind.
 			for range 30 {
-				deliver()
+				if err := deliver(); err != nil {
+					b.Fatal(err)
+				}
 			}
 			walTruncate(b, s)
 			commits := (b.N + k - 1) / k
 			b.ResetTimer()
 			for range commits {
-				deliverBatch(s, k, deliver)
+				deliverBatch(b, s, k, deliver)
 			}
 			b.StopTimer()
 			r := walPages(b, s)
@@ -85,27 +88,10 @@ func BenchmarkDeliverWALPages(b *testing.B) {
 	}
 }
 
-// parallel calls f n times from w goroutines.
-func parallel(n, w int, f func()) {
-	var left atomic.Int64
-	left.Store(int64(n))
-	var wg sync.WaitGroup
-	for range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for left.Add(-1) >= 0 {
-				f()
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // deliverBatch makes one commit of k deliveries: a write holds the writer
 // until all k are queued behind it. The holding write changes nothing, so
 // its commit writes no frame.
-func deliverBatch(s *Store, k int, deliver func()) {
+func deliverBatch(b *testing.B, s *Store, k int, deliver func() error) {
 	held, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1 + k)
@@ -115,7 +101,12 @@ func deliverBatch(s *Store, k int, deliver func()) {
 	}()
 	<-held
 	for range k {
-		go func() { defer wg.Done(); deliver() }()
+		go func() {
+			defer wg.Done()
+			if err := deliver(); err != nil {
+				b.Error(err)
+			}
+		}()
 	}
 	for len(s.writes) < k {
 		time.Sleep(20 * time.Microsecond)
