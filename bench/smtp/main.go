@@ -70,23 +70,36 @@ var (
 	pin        = flag.String("pin", "", "SERVER:LOAD, CPU lists for taskset: the servers run on SERVER's CPUs and smtp-source on LOAD's (e.g. 0:1); empty: no pinning")
 )
 
-// pinned returns the command name and args, run by taskset on the CPUs of
-// the given side of -pin when it is set.
-func pinned(side int, name string, args ...string) *exec.Cmd {
-	if *pin == "" {
-		return exec.Command(name, args...)
-	}
-	cpus := strings.SplitN(*pin, ":", 2)
-	if len(cpus) != 2 || cpus[0] == "" || cpus[1] == "" {
-		log.Fatalf("-pin %q: want SERVER:LOAD", *pin)
-	}
-	return exec.Command("taskset", append([]string{"-c", cpus[side], name}, args...)...)
-}
+// pinCPUs is -pin split into its sides (serverSide, loadSide); nil when
+// not pinning.
+var pinCPUs []string
 
 const (
 	serverSide = 0
 	loadSide   = 1
 )
+
+// parsePin checks -pin and sets pinCPUs.
+func parsePin() error {
+	if *pin == "" {
+		return nil
+	}
+	cpus := strings.SplitN(*pin, ":", 2)
+	if len(cpus) != 2 || cpus[0] == "" || cpus[1] == "" {
+		return fmt.Errorf("-pin %q: want SERVER:LOAD", *pin)
+	}
+	pinCPUs = cpus
+	return nil
+}
+
+// pinned returns the command name and args, run by taskset on the CPUs of
+// the given side of -pin when it is set.
+func pinned(side int, name string, args ...string) *exec.Cmd {
+	if pinCPUs == nil {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", pinCPUs[side], name}, args...)...)
+}
 
 type result struct {
 	server, state   string
@@ -103,6 +116,9 @@ func main() {
 	flag.Parse()
 	if *pomboBin == "" {
 		log.Fatal("-pombo is required (use bench/smtp/run.sh)")
+	}
+	if err := parsePin(); err != nil {
+		log.Fatal(err)
 	}
 	if err := run(); err != nil {
 		log.Fatal(err)
