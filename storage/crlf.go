@@ -19,8 +19,16 @@ type crlfReader struct {
 	pendingLF bool  // an LF must be emitted before anything else
 }
 
-func newCRLFReader(r io.Reader) *crlfReader {
-	return &crlfReader{r: r, buf: make([]byte, 8<<10)}
+// crlfBufSize is how much a crlfReader reads from its source at once.
+const crlfBufSize = 8 << 10
+
+// newCRLFReader reads r through buf, or through a buffer of its own when buf
+// is nil.
+func newCRLFReader(r io.Reader, buf []byte) *crlfReader {
+	if buf == nil {
+		buf = make([]byte, crlfBufSize)
+	}
+	return &crlfReader{r: r, buf: buf}
 }
 
 func (c *crlfReader) Read(p []byte) (int, error) {

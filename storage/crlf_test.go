@@ -21,7 +21,7 @@ func TestCRLFReader(t *testing.T) {
 		strings.Repeat("y\n", 40000): strings.Repeat("y\r\n", 40000),
 	}
 	for in, want := range cases {
-		got, err := io.ReadAll(newCRLFReader(strings.NewReader(in)))
+		got, err := io.ReadAll(newCRLFReader(strings.NewReader(in), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,13 +43,13 @@ func FuzzCRLFReader(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		got, err := io.ReadAll(newCRLFReader(strings.NewReader(in)))
+		got, err := io.ReadAll(newCRLFReader(strings.NewReader(in), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := string(got)
 		// The same bytes whatever the sizes of the reads on either side.
-		small, err := io.ReadAll(iotest.OneByteReader(newCRLFReader(iotest.HalfReader(strings.NewReader(in)))))
+		small, err := io.ReadAll(iotest.OneByteReader(newCRLFReader(iotest.HalfReader(strings.NewReader(in)), nil)))
 		if err != nil || string(small) != s {
 			t.Fatalf("one-byte reads gave %q, want %q (%v)", small, s, err)
 		}

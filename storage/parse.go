@@ -98,7 +98,14 @@ const (
 // once, streaming. It never fails on malformed mail; it returns an error only
 // when r returns one.
 func ParseMessage(r io.Reader) (*ParsedMessage, error) {
-	p := &parser{lr: lineReader{br: bufio.NewReaderSize(r, lineBufSize)}}
+	return parseWith(bufio.NewReaderSize(r, lineBufSize), new([]byte))
+}
+
+// parseWith parses the message br reads. The text is gathered in *text's
+// memory, and *text is left holding the buffer (empty) for another message.
+func parseWith(br *bufio.Reader, text *[]byte) (*ParsedMessage, error) {
+	p := &parser{lr: lineReader{br: br}, text: textAcc{out: (*text)[:0]}}
+	defer func() { *text = p.text.out[:0] }()
 	e, err := p.entity(1, nil, false)
 	if err != nil {
 		return nil, err
