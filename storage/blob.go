@@ -205,6 +205,26 @@ func chunkStart(seq, l0 int64) int64 {
 	return l0 + (seq-1)*ChunkSize
 }
 
+// textIsBody reports whether text is body with every CRLF read as LF,
+// which is what searchTextSQL makes of a stored body.
+func textIsBody(body []byte, text string) bool {
+	if text == "" {
+		return false
+	}
+	for {
+		k := bytes.Index(body, crlfBytes)
+		if k < 0 {
+			return text == string(body)
+		}
+		if len(text) <= k || text[:k] != string(body[:k]) || text[k] != '\n' {
+			return false
+		}
+		text, body = text[k+1:], body[k+2:]
+	}
+}
+
+var crlfBytes = []byte("\r\n")
+
 // insertBlob writes a spooled message as a new blob (refcount 0: the rows
 // that point to it count themselves through triggers).
 func insertBlob(tx *Tx, sp *spooled) (int64, error) {
@@ -214,8 +234,13 @@ func insertBlob(tx *Tx, sp *spooled) (int64, error) {
 		return 0, fmt.Errorf("insert blob: %w", err)
 	}
 	id, _ := res.LastInsertId()
-	if _, err := tx.exec(`INSERT INTO blob_search (blob_id, headers, text) VALUES (?, ?, ?)`,
-		id, sp.parsed.Headers, sp.parsed.Text); err != nil {
+	text, isBody := sp.parsed.Text, false
+	if sp.file == nil && textIsBody(sp.mem[sp.parsed.HeaderSize:], text) {
+		// Search reads the body instead (searchTextSQL).
+		text, isBody = "", true
+	}
+	if _, err := tx.exec(`INSERT INTO blob_search (blob_id, headers, text, text_is_body) VALUES (?, ?, ?, ?)`,
+		id, sp.parsed.Headers, text, isBody); err != nil {
 		return 0, fmt.Errorf("insert search text: %w", err)
 	}
 	var buf []byte

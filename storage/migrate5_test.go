@@ -30,9 +30,10 @@ CREATE TRIGGER messages_count_del AFTER DELETE ON messages BEGIN
 END;
 PRAGMA user_version = 4;`
 
-// downgradeTo4 applies schema5to4 to a database of schema 5.
+// downgradeTo4 turns a database of the current schema into one of schema 4.
 func downgradeTo4(t testing.TB, db *sql.DB) {
 	t.Helper()
+	downgradeTo5(t, db)
 	if _, err := db.Exec(schema5to4); err != nil {
 		t.Fatalf("back to schema 4: %v", err)
 	}

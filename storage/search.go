@@ -85,7 +85,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *SearchCriteria) 
 		if !exactSQL {
 			cols += ", s.headers"
 			if need.text {
-				cols += ", s.text"
+				cols += ", " + searchTextSQL
 			} else {
 				cols += ", ''"
 			}
@@ -139,6 +139,18 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *SearchCriteria) 
 	}
 	return out, rows.Err()
 }
+
+// searchTextSQL is a message's search text: blob_search.text, or its body
+// where delivery found the two the same (text_is_body, schema 6), CRLF read
+// as LF as the text has it. Such a blob was held in memory, so it has at
+// most two chunks and the last one holds the whole body: after the header
+// when it is chunk 0 (flat), alone when the header is chunk 0 (header
+// first). substr counts bytes in a BLOB, before the cast.
+const searchTextSQL = `(CASE WHEN s.text_is_body THEN (
+	SELECT replace(CAST(substr(c.data, CASE c.seq WHEN 0 THEN (SELECT header_size FROM blobs WHERE id = m.blob_id) + 1 ELSE 1 END) AS TEXT),
+		char(13, 10), char(10))
+	FROM blob_chunks c WHERE c.blob_id = m.blob_id ORDER BY c.seq DESC LIMIT 1)
+	ELSE s.text END)`
 
 // sentDaySQL is the calendar day of the Date header as written (the first
 // ten characters of its JSON time), or "" when missing.
@@ -274,10 +286,10 @@ func (b *sqlBuilder) conj(c *SearchCriteria, positive bool) string {
 		}
 	}
 	for _, v := range c.Body {
-		add(b.contains("s.text", v))
+		add(b.contains(searchTextSQL, v))
 	}
 	for _, v := range c.Text {
-		add("(" + b.contains("s.headers", v) + " OR " + b.contains("s.text", v) + ")")
+		add("(" + b.contains("s.headers", v) + " OR " + b.contains(searchTextSQL, v) + ")")
 	}
 	if c.Flags != 0 {
 		add(fmt.Sprintf("m.flags & %d = %d", c.Flags, c.Flags))

@@ -1,0 +1,18 @@
+-- pombo schema, version 6: the search text of a plain message is its body.
+--
+-- blob_search.text holds what SEARCH BODY and TEXT look in: the decoded
+-- text of a message's text parts. For a message that is one plain UTF-8
+-- text part without transfer encoding, that text is the body itself, line
+-- ends aside (LF instead of CRLF), and storing it again wrote every such
+-- message twice: a quarter of the WAL pages of a 4 KB delivery, half of a
+-- 64 KB one. Such a message now gets text_is_body = 1 and an empty text,
+-- and search reads its body from blob_chunks (storage/search.go,
+-- searchTextSQL). Delivery sets it only where the body, CRLF read as LF,
+-- equals the text it extracted, and only for a blob held in memory
+-- (at most ChunkSize octets), which is at most two chunks: the header with
+-- the body (flat) or the body alone after the header (header first).
+--
+-- Adding a column with a default rewrites no row; older blobs keep their
+-- text. An older pombo would find no text in the new rows, hence the
+-- version.
+ALTER TABLE blob_search ADD COLUMN text_is_body INTEGER NOT NULL DEFAULT 0;
