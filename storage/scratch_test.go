@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -44,29 +44,15 @@ func TestScratchReuseKeepsMessagesApart(t *testing.T) {
 		return nil
 	}
 	// First one at a time, so that each message takes the buffers the one
-	// before it left; then from four goroutines.
+	// before it left; then the rest from four goroutines.
 	for i := 0; i < n/2; i++ {
 		if err := deliver(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := n/2 + w; i < n; i += 4 {
-				if err := deliver(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	var next atomic.Int64
+	next.Store(n / 2)
+	if err := parallel(n-n/2, 4, func() error { return deliver(int(next.Add(1) - 1)) }); err != nil {
 		t.Fatal(err)
 	}
 	for i, d := range ids {
