@@ -43,8 +43,11 @@ type spooled struct {
 	file   *os.File
 	size   int64
 	parsed *ParsedMessage
-	envJS  string
-	bodyJS string
+	// textIsBody: the search text is the body, CRLF read as LF (and
+	// the blob is in memory); blob_search stores no copy of it.
+	textIsBody bool
+	envJS      string
+	bodyJS     string
 }
 
 type spoolWriter struct {
@@ -107,6 +110,8 @@ func (s *Store) spool(r io.Reader) (*spooled, error) {
 		return nil, err
 	}
 	sp.parsed = parsed
+	// Here, in the sender's goroutine, rather than in the writer's.
+	sp.textIsBody = sp.file == nil && textIsBody(sp.mem[parsed.HeaderSize:], parsed.Text)
 	env, err := json.Marshal(parsed.Envelope)
 	if err != nil {
 		sp.close()
@@ -234,13 +239,12 @@ func insertBlob(tx *Tx, sp *spooled) (int64, error) {
 		return 0, fmt.Errorf("insert blob: %w", err)
 	}
 	id, _ := res.LastInsertId()
-	text, isBody := sp.parsed.Text, false
-	if sp.file == nil && textIsBody(sp.mem[sp.parsed.HeaderSize:], text) {
-		// Search reads the body instead (searchTextSQL).
-		text, isBody = "", true
+	text := sp.parsed.Text
+	if sp.textIsBody {
+		text = "" // search reads the body instead (searchTextSQL)
 	}
 	if _, err := tx.exec(`INSERT INTO blob_search (blob_id, headers, text, text_is_body) VALUES (?, ?, ?, ?)`,
-		id, sp.parsed.Headers, text, isBody); err != nil {
+		id, sp.parsed.Headers, text, sp.textIsBody); err != nil {
 		return 0, fmt.Errorf("insert search text: %w", err)
 	}
 	var buf []byte
