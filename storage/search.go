@@ -141,16 +141,20 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *SearchCriteria) 
 }
 
 // searchTextSQL is a message's search text: blob_search.text, or its body
-// where delivery found the two the same (text_is_body, schema 6), CRLF read
-// as LF as the text has it. Such a blob was held in memory, so it has at
-// most two chunks and the last one holds the whole body: after the header
-// when it is chunk 0 (flat), alone when the header is chunk 0 (header
-// first). substr counts bytes in a BLOB, before the cast.
-const searchTextSQL = `(CASE WHEN s.text_is_body THEN (
-	SELECT replace(CAST(substr(c.data, CASE c.seq WHEN 0 THEN (SELECT header_size FROM blobs WHERE id = m.blob_id) + 1 ELSE 1 END) AS TEXT),
+// where delivery found the two the same (text_is_body, schema 6).
+var searchTextSQL = "(CASE WHEN s.text_is_body THEN " + bodyTextSQL("m.blob_id") + " ELSE s.text END)"
+
+// bodyTextSQL is the body of the blob whose id is the SQL expression blobID,
+// CRLF read as LF as a search text has it, for a blob stored with
+// text_is_body. Such a blob was held in memory, so it has at most two chunks
+// and the last one holds the whole body: after the header when it is chunk
+// 0 (flat), alone when the header is chunk 0 (header first). substr counts
+// bytes in a BLOB, before the cast.
+func bodyTextSQL(blobID string) string {
+	return `(SELECT replace(CAST(substr(c.data, CASE c.seq WHEN 0 THEN (SELECT header_size FROM blobs WHERE id = ` + blobID + `) + 1 ELSE 1 END) AS TEXT),
 		char(13, 10), char(10))
-	FROM blob_chunks c WHERE c.blob_id = m.blob_id ORDER BY c.seq DESC LIMIT 1)
-	ELSE s.text END)`
+	FROM blob_chunks c WHERE c.blob_id = ` + blobID + ` ORDER BY c.seq DESC LIMIT 1)`
+}
 
 // sentDaySQL is the calendar day of the Date header as written (the first
 // ten characters of its JSON time), or "" when missing.
