@@ -116,12 +116,13 @@ func localRecipients(t *txn, tr *trace) []storage.Recipient {
 func (se *session) store(r io.Reader, t *txn, tr *trace) error {
 	ctx := context.Background()
 	rcpts := localRecipients(t, tr)
-	prefix := []byte(tr.received(""))
-	switch {
-	case len(t.remote) == 0:
+	if len(t.remote) == 0 {
 		_, err := se.s.opts.Store.Deliver(ctx, r, rcpts, storage.DeliverOptions{})
 		return err
-	case len(rcpts) == 0:
+	}
+	// The queued copy's Received field, formatted only when there is one.
+	prefix := []byte(tr.received(""))
+	if len(rcpts) == 0 {
 		return se.s.opts.Enqueuer.Enqueue(ctx, t.from, t.remote, prefix, r)
 	}
 	return se.s.opts.Enqueuer.DeliverAndEnqueue(ctx, r, rcpts, t.from, t.remote, prefix)
