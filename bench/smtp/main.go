@@ -109,6 +109,9 @@ type result struct {
 	delivered       time.Duration // until the last message was in the mailbox
 	cpu             time.Duration
 	acceptRate, del float64
+	// pairs, on pombo's result, are the rate ratios pombo / Postfix of
+	// each repeat, the two runs of which came one after the other.
+	pairs []float64
 }
 
 func main() {
@@ -192,8 +195,19 @@ func runState(dir, state string) ([]result, error) {
 					runs[tg.name] = append(runs[tg.name], r)
 				}
 			}
+			var pairs []float64
+			if p, q := runs["pombo"], runs["postfix"]; len(p) == len(q) {
+				for i := range p {
+					pairs = append(pairs, p[i].del/q[i].del)
+				}
+				sort.Float64s(pairs)
+			}
 			for _, tg := range targets {
-				results = append(results, median(runs[tg.name]))
+				m := median(runs[tg.name])
+				if tg.name == "pombo" {
+					m.pairs = pairs
+				}
+				results = append(results, m)
 			}
 		}
 	}
@@ -638,8 +652,8 @@ func printTable(w io.Writer, rs []result) {
 		}
 		return nil
 	}
-	fmt.Fprintln(w, "| INBOX | size | sessions | pombo msg/s | pombo CPU ms/msg | Postfix msg/s accepted | Postfix msg/s delivered | Postfix CPU ms/msg | rate ratio (pombo / Postfix delivered) | CPU ratio (Postfix / pombo) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| INBOX | size | sessions | pombo msg/s | pombo CPU ms/msg | Postfix msg/s accepted | Postfix msg/s delivered | Postfix CPU ms/msg | rate ratio (pombo / Postfix delivered) | paired rate ratios, lowest–highest | CPU ratio (Postfix / pombo) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, state := range split(*states) {
 		for _, size := range ints(*sizesFlag) {
 			for _, s := range ints(*sessFlag) {
@@ -653,7 +667,10 @@ func printTable(w io.Writer, rs []result) {
 				rate := func(r *result) float64 { return r.del }
 				acc := func(r *result) float64 { return r.acceptRate }
 				cpu := func(r *result) float64 { return ms(r.cpu) / float64(r.n) }
-				ratio, cratio := "-", "-"
+				ratio, spread, cratio := "-", "-", "-"
+				if p != nil && len(p.pairs) > 0 {
+					spread = fmt.Sprintf("%.2f–%.2f", p.pairs[0], p.pairs[len(p.pairs)-1])
+				}
 				if p != nil && q != nil {
 					ratio = fmt.Sprintf("%.2f", p.del/q.del)
 					if cpu(p) > 0 {
@@ -664,8 +681,8 @@ func printTable(w io.Writer, rs []result) {
 				if state == "full" {
 					label = strconv.Itoa(*fill)
 				}
-				fmt.Fprintf(w, "| %s | %d KB | %d | %s | %s | %s | %s | %s | %s | %s |\n", label, size/1024, s,
-					cell(p, rate, "%.0f"), cell(p, cpu, "%.2f"), cell(q, acc, "%.0f"), cell(q, rate, "%.0f"), cell(q, cpu, "%.2f"), ratio, cratio)
+				fmt.Fprintf(w, "| %s | %d KB | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, size/1024, s,
+					cell(p, rate, "%.0f"), cell(p, cpu, "%.2f"), cell(q, acc, "%.0f"), cell(q, rate, "%.0f"), cell(q, cpu, "%.2f"), ratio, spread, cratio)
 			}
 		}
 	}
