@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -230,8 +231,10 @@ func stopAll(ts []*target) {
 	}
 }
 
-// median returns the run with the median delivery rate.
+// median returns the run with the median delivery rate. It sorts a copy:
+// the runs' order pairs each pombo run with the Postfix run after it.
 func median(rs []result) result {
+	rs = slices.Clone(rs)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].del < rs[j].del })
 	return rs[len(rs)/2]
 }
