@@ -24,6 +24,11 @@
 // runs the servers on CPU 0 and smtp-source on CPU 1 (taskset; children
 // inherit it, Postfix's included): each server's rate on one core of its
 // own.
+//
+// Disk KB/msg is what the block device under the work directory was given
+// to write during a run (/proc/diskstats), after a sync at both ends so
+// that a server's late writeback is counted in its own run. It counts every
+// writer of the device: a figure for a quiet machine.
 package main
 
 import (
@@ -45,6 +50,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"pombo/auth"
@@ -109,6 +115,7 @@ type result struct {
 	accepted        time.Duration // smtp-source's run
 	delivered       time.Duration // until the last message was in the mailbox
 	cpu             time.Duration
+	disk            int64 // octets written to the work directory's device; -1: unknown
 	acceptRate, del float64
 	// pairs, on pombo's result, are the rate ratios pombo / Postfix of
 	// each repeat, the two runs of which came one after the other.
@@ -129,6 +136,9 @@ func main() {
 	}
 }
 
+// benchDir is the work directory: the servers' data is under it.
+var benchDir string
+
 func run() error {
 	dir := *workDir
 	if dir == "" {
@@ -139,6 +149,7 @@ func run() error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	benchDir = dir
 	// Postfix's daemons run as the postfix user and must reach their
 	// directories inside it.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -279,6 +290,7 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 	if err != nil {
 		return r, err
 	}
+	d0 := diskWritten()
 	c0, err := tg.cpu()
 	if err != nil {
 		return r, err
@@ -319,11 +331,28 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 		return r, err
 	}
 	r.cpu = c1 - c0
+	r.disk = -1
+	if d0 >= 0 {
+		if d1 := diskWritten(); d1 >= 0 {
+			r.disk = d1 - d0
+		}
+	}
 	r.acceptRate = float64(n) / r.accepted.Seconds()
 	r.del = float64(n) / r.delivered.Seconds()
-	log.Printf("%-7s %-5s %6d B x %5d, %2d sessions: %7.0f msg/s accepted, %7.0f msg/s delivered, %.2f ms CPU/msg",
-		tg.name, state, size, n, sessions, r.acceptRate, r.del, ms(r.cpu)/float64(n))
+	log.Printf("%-7s %-5s %6d B x %5d, %2d sessions: %7.0f msg/s accepted, %7.0f msg/s delivered, %.2f ms CPU/msg, %.0f KB disk/msg",
+		tg.name, state, size, n, sessions, r.acceptRate, r.del, ms(r.cpu)/float64(n), float64(r.disk)/1024/float64(n))
 	return r, nil
+}
+
+// diskWritten syncs every file system, then returns the octets written so
+// far to the work directory's device, or -1 when it has no counter.
+func diskWritten() int64 {
+	syscall.Sync()
+	n, ok := proc.DiskWritten(benchDir)
+	if !ok {
+		return -1
+	}
+	return n
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -655,8 +684,8 @@ func printTable(w io.Writer, rs []result) {
 		}
 		return nil
 	}
-	fmt.Fprintln(w, "| INBOX | size | sessions | pombo msg/s | pombo CPU ms/msg | Postfix msg/s accepted | Postfix msg/s delivered | Postfix CPU ms/msg | rate ratio (pombo / Postfix delivered) | paired rate ratios, lowest–highest | CPU ratio (Postfix / pombo) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| INBOX | size | sessions | pombo msg/s | pombo CPU ms/msg | Postfix msg/s accepted | Postfix msg/s delivered | Postfix CPU ms/msg | rate ratio (pombo / Postfix delivered) | paired rate ratios, lowest–highest | CPU ratio (Postfix / pombo) | pombo disk KB/msg | Postfix disk KB/msg |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, state := range split(*states) {
 		for _, size := range ints(*sizesFlag) {
 			for _, s := range ints(*sessFlag) {
@@ -670,6 +699,12 @@ func printTable(w io.Writer, rs []result) {
 				rate := func(r *result) float64 { return r.del }
 				acc := func(r *result) float64 { return r.acceptRate }
 				cpu := func(r *result) float64 { return ms(r.cpu) / float64(r.n) }
+				disk := func(r *result) string {
+					if r == nil || r.disk < 0 {
+						return "-"
+					}
+					return fmt.Sprintf("%.0f", float64(r.disk)/1024/float64(r.n))
+				}
 				ratio, spread, cratio := "-", "-", "-"
 				if p != nil && len(p.pairs) > 0 {
 					spread = fmt.Sprintf("%.2f–%.2f", p.pairs[0], p.pairs[len(p.pairs)-1])
@@ -684,8 +719,9 @@ func printTable(w io.Writer, rs []result) {
 				if state == "full" {
 					label = strconv.Itoa(*fill)
 				}
-				fmt.Fprintf(w, "| %s | %d KB | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, size/1024, s,
-					cell(p, rate, "%.0f"), cell(p, cpu, "%.2f"), cell(q, acc, "%.0f"), cell(q, rate, "%.0f"), cell(q, cpu, "%.2f"), ratio, spread, cratio)
+				fmt.Fprintf(w, "| %s | %d KB | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, size/1024, s,
+					cell(p, rate, "%.0f"), cell(p, cpu, "%.2f"), cell(q, acc, "%.0f"), cell(q, rate, "%.0f"), cell(q, cpu, "%.2f"), ratio, spread, cratio,
+					disk(p), disk(q))
 			}
 		}
 	}
