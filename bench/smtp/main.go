@@ -339,8 +339,8 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 	}
 	r.acceptRate = float64(n) / r.accepted.Seconds()
 	r.del = float64(n) / r.delivered.Seconds()
-	log.Printf("%-7s %-5s %6d B x %5d, %2d sessions: %7.0f msg/s accepted, %7.0f msg/s delivered, %.2f ms CPU/msg, %.0f KB disk/msg",
-		tg.name, state, size, n, sessions, r.acceptRate, r.del, ms(r.cpu)/float64(n), float64(r.disk)/1024/float64(n))
+	log.Printf("%-7s %-5s %6d B x %5d, %2d sessions: %7.0f msg/s accepted, %7.0f msg/s delivered, %.2f ms CPU/msg, %s KB disk/msg",
+		tg.name, state, size, n, sessions, r.acceptRate, r.del, ms(r.cpu)/float64(n), diskPerMsg(&r))
 	return r, nil
 }
 
@@ -353,6 +353,14 @@ func diskWritten() int64 {
 		return -1
 	}
 	return n
+}
+
+// diskPerMsg formats r's disk writes in KB per message, "-" when unknown.
+func diskPerMsg(r *result) string {
+	if r == nil || r.disk < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", float64(r.disk)/1024/float64(r.n))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -699,12 +707,6 @@ func printTable(w io.Writer, rs []result) {
 				rate := func(r *result) float64 { return r.del }
 				acc := func(r *result) float64 { return r.acceptRate }
 				cpu := func(r *result) float64 { return ms(r.cpu) / float64(r.n) }
-				disk := func(r *result) string {
-					if r == nil || r.disk < 0 {
-						return "-"
-					}
-					return fmt.Sprintf("%.0f", float64(r.disk)/1024/float64(r.n))
-				}
 				ratio, spread, cratio := "-", "-", "-"
 				if p != nil && len(p.pairs) > 0 {
 					spread = fmt.Sprintf("%.2f–%.2f", p.pairs[0], p.pairs[len(p.pairs)-1])
@@ -721,7 +723,7 @@ func printTable(w io.Writer, rs []result) {
 				}
 				fmt.Fprintf(w, "| %s | %d KB | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, size/1024, s,
 					cell(p, rate, "%.0f"), cell(p, cpu, "%.2f"), cell(q, acc, "%.0f"), cell(q, rate, "%.0f"), cell(q, cpu, "%.2f"), ratio, spread, cratio,
-					disk(p), disk(q))
+					diskPerMsg(p), diskPerMsg(q))
 			}
 		}
 	}
