@@ -17,6 +17,11 @@ type crlfReader struct {
 	err       error // from r, returned once buf is drained
 	lastCR    bool  // the last byte emitted was a CR
 	pendingLF bool  // an LF must be emitted before anything else
+	// cr and lf cache the index in buf of the next CR and LF at or after
+	// start (end: none before it); below start, not known. Each scan then
+	// starts past the last hit, so a buffer is scanned once for each byte
+	// whatever its mix of line ends.
+	cr, lf int
 }
 
 // crlfBufSize is how much a crlfReader reads from its source at once.
@@ -28,7 +33,7 @@ func newCRLFReader(r io.Reader, buf []byte) *crlfReader {
 	if buf == nil {
 		buf = make([]byte, crlfBufSize)
 	}
-	return &crlfReader{r: r, buf: buf}
+	return &crlfReader{r: r, buf: buf, cr: -1, lf: -1}
 }
 
 func (c *crlfReader) Read(p []byte) (int, error) {
@@ -58,6 +63,7 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 			}
 			c.start = 0
 			c.end, c.err = c.r.Read(c.buf)
+			c.cr, c.lf = -1, -1
 			continue
 		}
 		src := c.buf[c.start:c.end]
@@ -76,9 +82,7 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 		// A line-end byte alone, or a run of other bytes at once.
 		k := 1
 		if b != '\r' && b != '\n' {
-			if k = bytes.IndexAny(src, "\r\n"); k < 0 {
-				k = len(src)
-			}
+			k = min(c.next(&c.cr, '\r'), c.next(&c.lf, '\n')) - c.start
 		}
 		k = copy(p[n:], src[:k])
 		n += k
@@ -86,4 +90,17 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 		c.lastCR = src[k-1] == '\r'
 	}
 	return n, nil
+}
+
+// next returns the index in buf of the first b at or after start, or end
+// when there is none; *pos caches it.
+func (c *crlfReader) next(pos *int, b byte) int {
+	if *pos < c.start {
+		if i := bytes.IndexByte(c.buf[c.start:c.end], b); i >= 0 {
+			*pos = c.start + i
+		} else {
+			*pos = c.end
+		}
+	}
+	return *pos
 }
