@@ -136,9 +136,6 @@ func main() {
 	}
 }
 
-// benchDir is the work directory: the servers' data is under it.
-var benchDir string
-
 func run() error {
 	dir := *workDir
 	if dir == "" {
@@ -149,7 +146,6 @@ func run() error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	benchDir = dir
 	// Postfix's daemons run as the postfix user and must reach their
 	// directories inside it.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -200,7 +196,7 @@ func runState(dir, state string) ([]result, error) {
 			runs := map[string][]result{}
 			for i := 0; i < *repeat; i++ {
 				for _, tg := range targets {
-					r, err := runLoad(tg, state, size, s, messagesFor(size))
+					r, err := runLoad(tg, dir, state, size, s, messagesFor(size))
 					if err != nil {
 						return nil, fmt.Errorf("%s (%s): %w", tg.name, state, err)
 					}
@@ -283,14 +279,15 @@ func messagesFor(size int) int {
 
 // runLoad sends n messages of size octets over sessions parallel sessions,
 // and returns when smtp-source has finished and the INBOX holds n more
-// messages than before.
-func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
+// messages than before. The disk writes counted are those to the device of
+// dir, the work directory.
+func runLoad(tg *target, dir, state string, size, sessions, n int) (result, error) {
 	r := result{server: tg.name, state: state, size: size, sessions: sessions, n: n}
 	base, err := tg.inbox()
 	if err != nil {
 		return r, err
 	}
-	d0 := diskWritten()
+	d0 := diskWritten(dir)
 	c0, err := tg.cpu()
 	if err != nil {
 		return r, err
@@ -333,7 +330,7 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 	r.cpu = c1 - c0
 	r.disk = -1
 	if d0 >= 0 {
-		if d1 := diskWritten(); d1 >= 0 {
+		if d1 := diskWritten(dir); d1 >= 0 {
 			r.disk = d1 - d0
 		}
 	}
@@ -345,10 +342,11 @@ func runLoad(tg *target, state string, size, sessions, n int) (result, error) {
 }
 
 // diskWritten syncs every file system, then returns the octets written so
-// far to the work directory's device, or -1 when it has no counter.
-func diskWritten() int64 {
+// far to the device of dir (the work directory, which holds both servers'
+// data), or -1 when it has no counter.
+func diskWritten(dir string) int64 {
 	syscall.Sync()
-	n, ok := proc.DiskWritten(benchDir)
+	n, ok := proc.DiskWritten(dir)
 	if !ok {
 		return -1
 	}

@@ -169,14 +169,15 @@ func DiskWritten(path string) (n int64, ok bool) {
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, false
 	}
-	maj, min := unix.Major(st.Dev), unix.Minor(st.Dev)
+	maj := strconv.FormatUint(uint64(unix.Major(st.Dev)), 10)
+	min := strconv.FormatUint(uint64(unix.Minor(st.Dev)), 10)
 	b, err := os.ReadFile("/proc/diskstats")
 	if err != nil {
 		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 10 || f[0] != strconv.FormatUint(uint64(maj), 10) || f[1] != strconv.FormatUint(uint64(min), 10) {
+		if len(f) < 10 || f[0] != maj || f[1] != min {
 			continue
 		}
 		sectors, err := strconv.ParseInt(f[9], 10, 64)
