@@ -91,15 +91,14 @@ func FuzzCRLFReader(f *testing.F) {
 // for a scanner (a bare CR every other octet; one line with no end).
 func BenchmarkCRLFReader(b *testing.B) {
 	line := strings.Repeat("x", 76)
-	inputs := map[string]string{
-		"crlf":    strings.Repeat(line+"\r\n", 1<<20/78),
-		"lf":      strings.Repeat(line+"\n", 1<<20/77),
-		"bare-cr": strings.Repeat("x\r", 1<<19),
-		"no-end":  strings.Repeat("x", 1<<20),
-	}
-	for _, name := range []string{"crlf", "lf", "bare-cr", "no-end"} {
-		in := inputs[name]
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct{ name, in string }{
+		{"crlf", strings.Repeat(line+"\r\n", 1<<20/78)},
+		{"lf", strings.Repeat(line+"\n", 1<<20/77)},
+		{"bare-cr", strings.Repeat("x\r", 1<<19)},
+		{"no-end", strings.Repeat("x", 1<<20)},
+	} {
+		in := c.in
+		b.Run(c.name, func(b *testing.B) {
 			buf, out := make([]byte, crlfBufSize), make([]byte, 32<<10)
 			b.SetBytes(int64(len(in)))
 			for b.Loop() {
